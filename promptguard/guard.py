@@ -1,0 +1,160 @@
+"""The one pipeline every face calls: segments → findings → decision (→ edits).
+
+Detectors are built once from the policy and shared. A detector that raises does
+not take the request down: its error is recorded and the policy's `on_error`
+decides (fail closed by default). Every result lists the checks that really ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from .detectors.base import Detector, create
+from .findings import Finding
+from .policy import Action, Decision, Policy, load_policy
+from .sanitize import Edit, apply_to_messages, apply_to_text
+from .segments import Segment, by_prompt
+
+__all__ = ["Guard", "GuardResult", "Sanitizer"]
+
+
+@runtime_checkable
+class Sanitizer(Protocol):
+    """A detector that can repair what it found."""
+
+    def sanitize(self, segments: Sequence[Segment], findings: Sequence[Finding]) -> list[Edit] | None:
+        """Edits that neutralise `findings`, or None when it cannot."""
+        ...
+
+
+@dataclass
+class GuardResult:
+    segments: list[Segment]
+    decision: Decision
+    edits: list[Edit] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # detector → seconds
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.decision.findings
+
+    @property
+    def action(self) -> Action:
+        return self.decision.action
+
+    def segment_for(self, f: Finding) -> Segment | None:
+        for s in self.segments:
+            if s.kind is f.segment_kind and s.index == f.segment_index:
+                return s
+        return None
+
+    def sanitized_messages(self, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return apply_to_messages(messages, self.edits)
+
+    def sanitized_text(self, text: str) -> str:
+        return apply_to_text(text, self.edits)
+
+
+class Guard:
+    def __init__(self, policy: Policy | None = None, detectors: Sequence[Detector] | None = None):
+        self.policy = policy or load_policy()
+        if detectors is None:
+            detectors = [
+                create(name, opts, self.policy.base_dir)
+                for name, opts in self.policy.enabled_detectors().items()
+            ]
+        self.detectors: list[Detector] = list(detectors)
+
+    @classmethod
+    def from_policy_file(cls, path: str | Path | None = None) -> "Guard":
+        return cls(load_policy(path))
+
+    # -- sync ----------------------------------------------------------------
+    def check(self, segments: Sequence[Segment]) -> GuardResult:
+        segments = list(segments)
+        findings: list[Finding] = []
+        errors: list[str] = []
+        timings: dict[str, float] = {}
+        groups = by_prompt(segments)
+        for det in self.detectors:
+            t0 = time.perf_counter()
+            for group in groups.values():
+                try:
+                    findings.extend(det.detect(group))
+                except Exception as e:  # noqa: BLE001 - recorded, decided by policy
+                    errors.append(f"{det.name}: {type(e).__name__}: {e}")
+                    break
+            timings[det.name] = timings.get(det.name, 0.0) + time.perf_counter() - t0
+        return self._decide(segments, findings, errors, timings)
+
+    # -- async ---------------------------------------------------------------
+    async def acheck(self, segments: Sequence[Segment]) -> GuardResult:
+        """Async twin of `check`: async detectors are awaited, sync ones run in a thread."""
+        segments = list(segments)
+        groups = list(by_prompt(segments).values())
+
+        async def run(det: Detector) -> tuple[str, list[Finding], str | None, float]:
+            t0 = time.perf_counter()
+            out: list[Finding] = []
+            try:
+                for group in groups:
+                    adetect = getattr(det, "adetect", None)
+                    if adetect is not None:
+                        out.extend(await adetect(group))
+                    else:
+                        out.extend(await asyncio.to_thread(det.detect, group))
+            except Exception as e:  # noqa: BLE001
+                return det.name, out, f"{det.name}: {type(e).__name__}: {e}", time.perf_counter() - t0
+            return det.name, out, None, time.perf_counter() - t0
+
+        results = await asyncio.gather(*(run(d) for d in self.detectors))
+        findings = [f for _, fs, _, _ in results for f in fs]
+        errors = [e for _, _, e, _ in results if e]
+        timings = {n: t for n, _, _, t in results}
+        return self._decide(segments, findings, errors, timings)
+
+    # -- deciding ------------------------------------------------------------
+    def _decide(
+        self,
+        segments: list[Segment],
+        findings: list[Finding],
+        errors: list[str],
+        timings: dict[str, float],
+    ) -> GuardResult:
+        checks = [d.name for d in self.detectors if not any(e.startswith(f"{d.name}:") for e in errors)]
+        decision = self.policy.decide(findings, errors=errors, checks=checks)
+        result = GuardResult(segments, decision, timings=timings)
+        if decision.action is Action.SANITIZE:
+            self._sanitize(result)
+        return result
+
+    def _sanitize(self, result: GuardResult) -> None:
+        """Collect edits from the detectors whose findings asked for sanitize;
+        anything that cannot be repaired escalates the request to block."""
+        decision = result.decision
+        wanted = [f for f, a in zip(decision.reasons, decision.actions) if a is Action.SANITIZE]
+        by_detector: dict[str, list[Finding]] = {}
+        for f in wanted:
+            by_detector.setdefault(f.detector, []).append(f)
+        for det in self.detectors:
+            fs = by_detector.pop(det.name, None)
+            if not fs:
+                continue
+            edits = None
+            if isinstance(det, Sanitizer):
+                try:
+                    edits = det.sanitize(result.segments, fs)
+                except Exception as e:  # noqa: BLE001
+                    decision.escalate(Action.BLOCK, f"{det.name}: sanitize failed: {e}")
+                    return
+            if not edits:
+                decision.escalate(Action.BLOCK, f"{det.name}: cannot sanitize its findings")
+                return
+            result.edits.extend(edits)
+        for name in by_detector:
+            decision.escalate(Action.BLOCK, f"{name}: no such detector to sanitize with")
+        decision.changes = [e.describe() for e in result.edits]

@@ -1,0 +1,142 @@
+"""OpenAI Chat Completions `messages` → segments.
+
+- system / developer → instruction (few-shot blocks inside are parsed out);
+- tool / function → context;
+- user/assistant pairs before the last user turn → examples, or demonstrations
+  when the assistant turn reasons (several lines, or "step by step", ending in an
+  answer);
+- the last user turn → query, unless it carries a whole few-shot prompt, which is
+  then split like a completion prompt (BadChain delivered in one message).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from ..sanitize import message_text
+from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
+from .completion import _ANSWER_LINE, _lines, parse_completion, split_blocks
+from .errors import ParseError
+
+__all__ = ["parse_messages", "is_cot"]
+
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_COT_CUE = re.compile(r"step[- ]by[- ]step|\bfirst\b|\btherefore\b|\bso\b|=", re.IGNORECASE)
+
+
+def is_cot(answer_text: str) -> bool:
+    """Does an assistant turn show its reasoning (several lines or a reasoning cue)?"""
+    lines = [line for line in answer_text.splitlines() if line.strip()]
+    if len(lines) >= 3:
+        return True
+    return len(lines) >= 2 and bool(_COT_CUE.search(answer_text))
+
+
+def _validate(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list):
+        raise ParseError(f"'messages' must be a list, got {type(messages).__name__}")
+    if not messages:
+        raise ParseError("'messages' is empty")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ParseError(f"messages[{i}] must be an object, got {type(m).__name__}")
+        role = m.get("role")
+        if role not in _ROLES:
+            raise ParseError(f"messages[{i}].role {role!r} is not one of {sorted(_ROLES)}")
+        content = m.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise ParseError(f"messages[{i}].content must be a string or a list of parts")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or "type" not in part:
+                    raise ParseError(f"messages[{i}].content[{j}] must be an object with a 'type'")
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise ParseError(f"messages[{i}].content[{j}].text must be a string")
+    return messages
+
+
+def _few_shot_inside(text: str) -> bool:
+    """Does a single message carry a whole few-shot prompt (two or more answered blocks)?"""
+    blocks = split_blocks(text)
+    answered = 0
+    for bl in blocks:
+        lines = _lines(bl.text)
+        if len(lines) >= 2 and _ANSWER_LINE.match(bl.text[lines[-1][0] : lines[-1][1]]):
+            answered += 1
+            if answered >= 2:
+                return True
+    return False
+
+
+def parse_messages(
+    messages: Sequence[dict[str, Any]],
+    builder: SegmentBuilder | None = None,
+    *,
+    prompt: int = 0,
+) -> SegmentBuilder:
+    b = builder or SegmentBuilder()
+    msgs = _validate(list(messages))
+    user_idx = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+    last_user = user_idx[-1] if user_idx else None
+    consumed: set[int] = set()
+
+    for i, m in enumerate(msgs):
+        if i in consumed:
+            continue
+        role = m["role"]
+        text = message_text(m)
+        if not text.strip():
+            continue
+        if role in ("system", "developer"):
+            if _few_shot_inside(text):
+                parse_completion(text, b, message_index=i, prompt=prompt,
+                                 plain_kind=SegmentKind.INSTRUCTION, role=role, source=role)
+            else:
+                _add_whole(b, SegmentKind.INSTRUCTION, text, i, prompt, role)
+        elif role in ("tool", "function"):
+            name = m.get("name") or m.get("tool_call_id") or role
+            _add_whole(b, SegmentKind.CONTEXT, text, i, prompt, role, source=f"tool:{name}")
+        elif role == "user" and i == last_user:
+            if _few_shot_inside(text):
+                parse_completion(text, b, message_index=i, prompt=prompt,
+                                 plain_kind=SegmentKind.QUERY, role=role, source="user")
+            else:
+                _add_whole(b, SegmentKind.QUERY, text, i, prompt, role)
+        elif role == "user":
+            nxt = i + 1
+            if nxt < len(msgs) and msgs[nxt]["role"] == "assistant" and message_text(msgs[nxt]).strip():
+                _add_pair(b, text, i, message_text(msgs[nxt]), nxt, prompt)
+                consumed.add(nxt)
+            else:
+                _add_whole(b, SegmentKind.EXAMPLE, text, i, prompt, role)
+        elif role == "assistant":
+            kind = SegmentKind.ANSWER if last_user is None or i > last_user else SegmentKind.EXAMPLE
+            _add_whole(b, kind, text, i, prompt, role)
+    return b
+
+
+def _add_whole(b: SegmentBuilder, kind: SegmentKind, text: str, mi: int, prompt: int, role: str,
+               source: str | None = None) -> None:
+    lead = len(text) - len(text.lstrip())
+    body = text.strip()
+    b.add(kind, body, message_index=mi, source_start=lead, role=role, prompt=prompt,
+          source=source or role)
+
+
+def _add_pair(b: SegmentBuilder, q: str, qi: int, a: str, ai: int, prompt: int) -> None:
+    """A user/assistant pair as one example or demonstration segment."""
+    q_lead, a_lead = len(q) - len(q.lstrip()), len(a) - len(a.lstrip())
+    q, a = q.strip(), a.strip()
+    sep = "\n\n"
+    text = q + sep + a
+    a_off = len(q) + len(sep)
+    anchors = (Anchor(0, len(q), qi, q_lead), Anchor(a_off, len(a), ai, a_lead))
+    lines = [(s + a_off, e + a_off) for s, e in _lines(a)]
+    answer: TextRange | None = None
+    if lines:
+        answer = TextRange(*lines[-1])
+        lines = lines[:-1]
+    parts = DemoParts(TextRange(0, len(q)), tuple(TextRange(s, e) for s, e in lines), answer)
+    kind = SegmentKind.DEMONSTRATION if is_cot(a) else SegmentKind.EXAMPLE
+    b.add(kind, text, anchors=anchors, parts=parts, role="user", prompt=prompt, source="few-shot")

@@ -1,0 +1,236 @@
+"""Policy: which detectors run, and how their findings become one decision.
+
+A policy file (YAML) is validated at load time; a bad file fails loudly with its
+line. Deciding is pure: findings in, `Decision` out. The most severe action over
+all findings wins (block > sanitize > flag > allow).
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .findings import Finding
+from .segments import SegmentKind
+from .yamlutil import load_yaml_file, load_yaml_text
+
+__all__ = [
+    "Action",
+    "Threshold",
+    "Policy",
+    "Decision",
+    "load_policy",
+    "default_policy_path",
+]
+
+
+class Action(str, enum.Enum):
+    ALLOW = "allow"
+    FLAG = "flag"
+    SANITIZE = "sanitize"
+    BLOCK = "block"
+
+    @property
+    def rank(self) -> int:
+        return _ACTION_RANK[self]
+
+    def __str__(self) -> str:  # pragma: no cover - cosmetic
+        return self.value
+
+
+_ACTION_RANK = {Action.ALLOW: 0, Action.FLAG: 1, Action.SANITIZE: 2, Action.BLOCK: 3}
+
+
+class Threshold(BaseModel):
+    """When a finding is flagged and when it is acted on.
+
+    The most specific matching entry applies: one naming detector, rule and kinds
+    beats one naming fewer of them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: str | None = None
+    rule: str | None = None  # glob: "PG-EXF-*"
+    kinds: list[SegmentKind] | None = None
+    flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
+    act_at: float = Field(default=0.85, ge=0.0, le=1.0)
+    action: Literal["block", "sanitize", "flag"] = "block"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Threshold":
+        if self.act_at < self.flag_at:
+            raise ValueError(f"act_at ({self.act_at}) is below flag_at ({self.flag_at})")
+        return self
+
+    def matches(self, f: Finding) -> bool:
+        if self.detector is not None and self.detector != f.detector:
+            return False
+        if self.rule is not None and not fnmatch.fnmatchcase(f.rule or "", self.rule):
+            return False
+        if self.kinds is not None and f.segment_kind not in self.kinds:
+            return False
+        return True
+
+    @property
+    def specificity(self) -> int:
+        return (self.detector is not None) * 4 + (self.rule is not None) * 2 + (self.kinds is not None)
+
+    def action_for(self, score: float) -> Action:
+        if score >= self.act_at:
+            return Action(self.action)
+        if score >= self.flag_at:
+            return Action.FLAG
+        return Action.ALLOW
+
+
+class DetectorConfig(BaseModel):
+    """Options for one detector; everything but `enabled` goes to its factory."""
+
+    model_config = ConfigDict(extra="allow")
+    enabled: bool = True
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items()}
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    name: str = "unnamed"
+    description: str = ""
+    # What happens when a detector raises: "block" fails closed, "allow" fails open.
+    on_error: Literal["block", "flag", "allow"] = "block"
+    detectors: dict[str, DetectorConfig] = Field(
+        default_factory=lambda: {"rules": DetectorConfig()}
+    )
+    default: Threshold = Field(default_factory=Threshold)
+    thresholds: list[Threshold] = Field(default_factory=list)
+    # Free-form sections read by the faces (proxy, audit) that own them.
+    audit: dict[str, Any] = Field(default_factory=dict)
+    proxy: dict[str, Any] = Field(default_factory=dict)
+
+    # Where relative paths in the policy (rule sets, artifacts) are resolved from.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _known_detectors(self) -> "Policy":
+        from .detectors.base import available
+
+        unknown = [d for d in self.detectors if d not in available()]
+        if unknown:
+            raise ValueError(
+                f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(available())}"
+            )
+        return self
+
+    def threshold_for(self, f: Finding) -> Threshold:
+        best: Threshold | None = None
+        for t in self.thresholds:
+            if t.matches(f) and (best is None or t.specificity > best.specificity):
+                best = t
+        return best or self.default
+
+    def action_for(self, f: Finding) -> Action:
+        return self.threshold_for(f).action_for(f.score)
+
+    def decide(
+        self,
+        findings: Iterable[Finding],
+        *,
+        errors: Iterable[str] = (),
+        checks: Iterable[str] = (),
+    ) -> "Decision":
+        findings = list(findings)
+        errors = list(errors)
+        actions = [(f, self.action_for(f)) for f in findings]
+        action = max((a for _, a in actions), key=lambda a: a.rank, default=Action.ALLOW)
+        if errors:
+            fail = Action(self.on_error)
+            if fail.rank > action.rank:
+                action = fail
+        reasons = [f for f, a in actions if a.rank >= Action.FLAG.rank]
+        per = {id(f): a for f, a in actions}
+        reasons.sort(key=lambda f: (-per[id(f)].rank, -f.score))
+        return Decision(
+            action=action,
+            findings=findings,
+            reasons=reasons,
+            actions=[per[id(f)] for f in reasons],
+            errors=errors,
+            checks=list(checks),
+        )
+
+    def enabled_detectors(self) -> dict[str, dict[str, Any]]:
+        return {n: c.options for n, c in self.detectors.items() if c.enabled}
+
+
+@dataclass
+class Decision:
+    action: Action
+    findings: list[Finding] = field(default_factory=list)
+    # findings at or above their flag threshold, most severe first, with the action each earned
+    reasons: list[Finding] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    # filled in by the guard when the action is sanitize
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return self.action is Action.BLOCK
+
+    def escalate(self, action: Action, why: str) -> None:
+        if action.rank > self.action.rank:
+            self.action = action
+            self.errors.append(why)
+
+    def summary(self) -> str:
+        if not self.reasons:
+            return self.action.value if not self.errors else f"{self.action.value}: {self.errors[0]}"
+        f = self.reasons[0]
+        who = f"{f.detector}/{f.rule}" if f.rule else f.detector
+        return f"{self.action.value}: {who} on {f.segment_kind.value}[{f.segment_index}]: {f.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "reasons": [
+                {"detector": f.detector, "rule": f.rule, "segment_kind": f.segment_kind.value,
+                 "segment_index": f.segment_index, "score": round(f.score, 4), "action": a.value}
+                for f, a in zip(self.reasons, self.actions)
+            ],
+            "errors": self.errors,
+            "checks": self.checks,
+            "changes": self.changes,
+        }
+
+
+def default_policy_path() -> Path:
+    return Path(str(resources.files("promptguard") / "policies" / "default.yaml"))
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file (the packaged default when `path` is None)."""
+    p = Path(path) if path is not None else default_policy_path()
+    policy = load_yaml_file(p, Policy)
+    policy.base_dir = p.resolve().parent
+    return policy
+
+
+def policy_from_text(text: str, base_dir: Path | None = None, name: str = "<string>") -> Policy:
+    policy = load_yaml_text(text, Policy, name)
+    policy.base_dir = base_dir or default_policy_path().parent
+    return policy
+
+
+__all__ += ["policy_from_text", "DetectorConfig"]

@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests run offline and single-threaded (2-core CI machines)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:  # only when a test already pulled torch in; never import it here
+        import sys
+
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
+    except Exception:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _torch_one_thread():
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the repo; tests that need it skip with a reason when missing."""
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED} (it sits beside the repo in CI)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def badchain_dir(shared_dir: Path) -> Path:
+    d = shared_dir / "data" / "badchain"
+    if not d.is_dir():
+        pytest.skip(f"BadChain data missing at {d}")
+    return d
