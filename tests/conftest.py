@@ -49,3 +49,18 @@ def badchain_dir(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip(f"BadChain data missing at {d}")
     return d
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory):
+    """The real local LLM upstream (llama_cpp.server + SmolLM2-135M) on 127.0.0.1."""
+    from tests.llm_server import start_llama_server
+
+    try:
+        server = start_llama_server(tmp_path_factory.mktemp("llama"))
+    except RuntimeError as e:
+        if "not installed" in str(e):
+            pytest.skip(str(e))
+        raise
+    yield server
+    server.stop()
