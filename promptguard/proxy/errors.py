@@ -1,0 +1,57 @@
+"""Errors in the OpenAI error format: `{"error": {"message", "type", "code", "param"}}`,
+plus the proxy's request id, so an application's OpenAI client raises its usual
+exception types (400 → BadRequestError, 401 → AuthenticationError, 502 → InternalServerError)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["ProxyError", "error_body", "sse_error_event", "BLOCKED_TYPE"]
+
+BLOCKED_TYPE = "promptguard_blocked"
+
+
+class ProxyError(Exception):
+    def __init__(self, status: int, code: str, message: str, type_: str | None = None,
+                 param: str | None = None, details: dict[str, Any] | None = None, kind: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.type = type_ or _default_type(status)
+        self.param = param
+        self.details = details or {}
+        # the label errors are counted under in metrics
+        self.kind = kind or code
+
+
+def _default_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 413 or 400 <= status < 500:
+        return "invalid_request_error"
+    if status == 504:
+        return "timeout_error"
+    return "upstream_error" if status in (502, 503) else "server_error"
+
+
+def error_body(err: ProxyError, request_id: str) -> dict[str, Any]:
+    e: dict[str, Any] = {
+        "message": err.message,
+        "type": err.type,
+        "code": err.code,
+        "param": err.param,
+        "request_id": request_id,
+    }
+    e.update(err.details)
+    return {"error": e}
+
+
+def sse_error_event(err: ProxyError, request_id: str) -> bytes:
+    """A final server-sent event carrying an error; OpenAI clients raise it as APIError."""
+    return b"data: " + json.dumps(error_body(err, request_id)).encode() + b"\n\n"

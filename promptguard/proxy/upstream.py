@@ -1,0 +1,143 @@
+"""Forwarding to the upstream with one pooled `httpx.AsyncClient`.
+
+Connection failures and 502/503/504 answers are retried with exponential backoff
+(nothing has reached the client yet, so a retry is invisible to it); a read that
+times out becomes a 504, a refused or broken connection a 502. Nothing waits
+forever: every read has the configured timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+import httpx
+
+from .errors import ProxyError
+from .settings import ProxySettings
+
+__all__ = ["Upstream", "HOP_BY_HOP", "forward_request_headers", "client_response_headers"]
+
+log = logging.getLogger("promptguard.proxy.upstream")
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length",
+})
+_RETRY_STATUS = frozenset({502, 503, 504})
+
+
+def forward_request_headers(headers: Mapping[str, str], authorization: str | None) -> dict[str, str]:
+    """The client's headers minus hop-by-hop ones, the proxy's own (`x-promptguard-*`)
+    and encodings (httpx negotiates its own); `authorization` replaces the client's."""
+    out = {
+        k: v for k, v in headers.items()
+        if k.lower() not in HOP_BY_HOP and not k.lower().startswith("x-promptguard")
+        and k.lower() not in ("authorization", "accept-encoding", "x-api-key")
+    }
+    if authorization:
+        out["authorization"] = authorization
+    return out
+
+
+def client_response_headers(headers: httpx.Headers, *, keep_encoding: bool = False) -> dict[str, str]:
+    skip = set(HOP_BY_HOP)
+    if not keep_encoding:
+        skip.add("content-encoding")
+    return {k: v for k, v in headers.items() if k.lower() not in skip and not k.lower().startswith("x-promptguard")}
+
+
+class Upstream:
+    def __init__(self, settings: ProxySettings, transport: httpx.AsyncBaseTransport | None = None):
+        self.base = settings.upstream
+        self.retries = settings.upstream_retries
+        self.backoff = settings.retry_backoff
+        self.timeout = httpx.Timeout(settings.upstream_timeout, connect=settings.upstream_connect_timeout)
+        limits = httpx.Limits(max_connections=settings.max_connections,
+                              max_keepalive_connections=settings.max_connections)
+        self.client = httpx.AsyncClient(timeout=self.timeout, limits=limits, transport=transport,
+                                        follow_redirects=False)
+
+    def url(self, path: str, query: str = "") -> str:
+        """`path` is the part after /v1 (e.g. `/chat/completions`)."""
+        return self.base + path + (f"?{query}" if query else "")
+
+    async def send(self, method: str, path: str, *, query: str = "", headers: Mapping[str, str],
+                   content: bytes | None = None) -> httpx.Response:
+        """Send and return the response with its body unread (stream it or `aread()` it);
+        the caller closes it. Raises ProxyError(502/504) when the upstream fails."""
+        url = self.url(path, query)
+        delay = self.backoff
+        last: ProxyError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(delay)
+                delay *= 2
+            req = self.client.build_request(method, url, headers=headers, content=content)
+            try:
+                resp = await self.client.send(req, stream=True)
+            except httpx.TimeoutException as e:
+                if isinstance(e, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+                    last = ProxyError(504, "upstream_timeout",
+                                      f"upstream did not accept the connection in time ({type(e).__name__})")
+                    continue
+                raise ProxyError(504, "upstream_timeout",
+                                 f"upstream did not answer within {self.timeout.read:g}s") from None
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                last = ProxyError(502, "upstream_unreachable", f"upstream unreachable: {type(e).__name__}: {e}"[:500])
+                continue
+            except httpx.HTTPError as e:
+                raise ProxyError(502, "upstream_error", f"upstream request failed: {type(e).__name__}: {e}"[:500]) from None
+            if resp.status_code in _RETRY_STATUS and attempt < self.retries:
+                await resp.aclose()
+                log.warning("upstream answered %d; retrying", resp.status_code)
+                continue
+            return resp
+        assert last is not None
+        raise last
+
+    async def read(self, resp: httpx.Response) -> bytes:
+        """The whole body; a stall or a cut connection becomes a 504/502 ProxyError."""
+        try:
+            return await resp.aread()
+        except httpx.TimeoutException:
+            raise ProxyError(504, "upstream_timeout",
+                             f"upstream stalled for more than {self.timeout.read:g}s while answering") from None
+        except httpx.HTTPError as e:
+            raise ProxyError(502, "upstream_stream_cut", f"upstream connection broke while answering: {type(e).__name__}") from None
+        finally:
+            await resp.aclose()
+
+    async def ping(self, timeout: float = 2.0) -> tuple[bool, str]:
+        try:
+            r = await self.client.get(self.url("/models"), timeout=timeout)
+        except httpx.HTTPError as e:
+            return False, f"{type(e).__name__}: {e}"[:200]
+        if r.status_code >= 500:
+            return False, f"upstream answered {r.status_code}"
+        return True, f"upstream answered {r.status_code}"
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def upstream_error_from_response(status: int, body: bytes) -> ProxyError | None:
+    """A 5xx from the upstream, wrapped as our 502 (4xx answers pass through as they are)."""
+    if status < 500:
+        return None
+    snippet = body[:300].decode("utf-8", "replace")
+    msg = snippet
+    try:
+        import json
+
+        data: Any = json.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            msg = str(data["error"].get("message") or snippet)
+    except ValueError:
+        pass
+    code = "upstream_timeout" if status == 504 else "upstream_error"
+    return ProxyError(504 if status == 504 else 502, code, f"upstream answered {status}: {msg}"[:500])
+
+
+__all__ += ["upstream_error_from_response"]

@@ -1,0 +1,178 @@
+"""A FAKE OpenAI-compatible upstream for testing the proxy's own behaviour.
+
+It is not a model: it echoes the request back (the last user message, or the prompt)
+in the response shapes of OpenAI / vLLM (including vLLM's extra fields such as
+`stop_reason`, `prompt_logprobs`, `kv_transfer_params`), streamed as server-sent
+events when asked. The `model` field picks a behaviour, so tests can make the
+upstream fail in each way the proxy must survive:
+
+- `fake-echo` (default): answers with the last user message / the prompt;
+- `fake-say:<text>`: answers with <text>;
+- `fake-slow:<seconds>`: waits before answering;
+- `fake-stall:<seconds>`: (stream) sends a few chunks, then stalls;
+- `fake-cut`: (stream) closes the stream without `[DONE]`; (non-stream) truncated JSON;
+- `fake-garbage`: answers 200 with a body that is not JSON / events that are not JSON;
+- `fake-500`, `fake-503`: answers with that status;
+- `fake-404`: answers 404 in the OpenAI error format (a client error to pass through).
+
+End-to-end tests use the real llama.cpp server instead (tests/llm_server.py); this
+fake serves the fault tests, the fuzz test and the overhead benchmark, where a
+fast, controllable upstream makes the proxy's own behaviour visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = ["create_fake_upstream"]
+
+
+def _answer_for(body: dict[str, Any]) -> str:
+    model = str(body.get("model") or "")
+    if model.startswith("fake-say:"):
+        return model[len("fake-say:"):]
+    if "messages" in body:
+        for m in reversed(body.get("messages") or []):
+            if isinstance(m, dict) and m.get("role") == "user":
+                c = m.get("content")
+                if isinstance(c, str):
+                    return c
+                if isinstance(c, list):
+                    return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+        return ""
+    p = body.get("prompt")
+    return p if isinstance(p, str) else " ".join(x for x in (p or []) if isinstance(x, str))
+
+
+def _pieces(text: str) -> list[str]:
+    """Split into word-sized chunks the way token streams arrive (spaces kept)."""
+    out, cur = [], ""
+    for ch in text:
+        cur += ch
+        if ch == " " and len(cur) > 1:
+            out.append(cur)
+            cur = ""
+    if cur:
+        out.append(cur)
+    return out
+
+
+def create_fake_upstream() -> Starlette:
+    state: dict[str, Any] = {"requests": [], "headers": []}
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [
+            {"id": "fake-echo", "object": "model", "created": 0, "owned_by": "promptguard-tests",
+             "root": "fake-echo", "parent": None, "max_model_len": 4096, "permission": []}]})
+
+    async def embeddings(request: Request) -> Response:
+        body = await request.json()
+        inp = body.get("input")
+        n = len(inp) if isinstance(inp, list) else 1
+        return JSONResponse({"object": "list", "model": body.get("model"), "data": [
+            {"object": "embedding", "index": i, "embedding": [0.0, 1.0, 0.5]} for i in range(n)],
+            "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    async def handle(request: Request) -> Response:
+        chat = request.url.path.endswith("/chat/completions")
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"error": {"message": "invalid JSON", "type": "BadRequestError", "code": 400}},
+                                status_code=400)
+        state["requests"].append(body)
+        state["headers"].append(dict(request.headers))
+        model = str(body.get("model") or "fake-echo")
+        if model.startswith("fake-slow:"):
+            await asyncio.sleep(float(model.split(":", 1)[1]))
+        if model in ("fake-500", "fake-503"):
+            return JSONResponse({"error": {"message": "upstream is sick", "type": "InternalServerError",
+                                           "code": int(model[-3:])}}, status_code=int(model[-3:]))
+        if model == "fake-404":
+            return JSONResponse({"error": {"message": f"The model `{model}` does not exist.",
+                                           "type": "NotFoundError", "code": 404}}, status_code=404)
+        answer = _answer_for(body)
+        n = body.get("n") if isinstance(body.get("n"), int) and 0 < body.get("n") <= 8 else 1
+        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:16]
+        created = int(time.time())
+        usage = {"prompt_tokens": len(str(body).split()), "completion_tokens": len(answer.split()),
+                 "total_tokens": len(str(body).split()) + len(answer.split()), "prompt_tokens_details": None}
+        if body.get("stream") is True:
+            return StreamingResponse(_stream(body, chat, answer, n, rid, created, model, usage),
+                                     media_type="text/event-stream")
+        if model == "fake-garbage":
+            return Response(b"<html>502 Bad Gateway (not JSON)</html>", media_type="application/json")
+        if chat:
+            choices = [{"index": i, "message": {"role": "assistant", "content": answer, "refusal": None,
+                                                 "annotations": None, "audio": None, "function_call": None,
+                                                 "tool_calls": [], "reasoning_content": None},
+                        "logprobs": None, "finish_reason": "stop", "stop_reason": None} for i in range(n)]
+            out = {"id": rid, "object": "chat.completion", "created": created, "model": model,
+                   "choices": choices, "service_tier": None, "system_fingerprint": None, "usage": usage,
+                   "prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None}
+        else:
+            choices = [{"index": i, "text": answer, "logprobs": None, "finish_reason": "stop",
+                        "stop_reason": None, "prompt_logprobs": None} for i in range(n)]
+            out = {"id": rid, "object": "text_completion", "created": created, "model": model,
+                   "choices": choices, "service_tier": None, "system_fingerprint": None, "usage": usage,
+                   "kv_transfer_params": None}
+        data = json.dumps(out).encode()
+        if model == "fake-cut":
+            data = data[: len(data) // 2]
+        return Response(data, media_type="application/json")
+
+    async def _stream(body: dict[str, Any], chat: bool, answer: str, n: int, rid: str, created: int,
+                      model: str, usage: dict[str, Any]) -> AsyncIterator[bytes]:
+        obj = "chat.completion.chunk" if chat else "text_completion"
+
+        def ev(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            d = {"id": rid, "object": obj, "created": created, "model": model, "choices": choices, **extra}
+            return b"data: " + json.dumps(d).encode() + b"\n\n"
+
+        if model == "fake-garbage":
+            yield b"data: {this is not json\n\n"
+            return
+        if chat:
+            yield ev([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                       "finish_reason": None} for i in range(n)])
+        pieces = _pieces(answer)
+        for k, piece in enumerate(pieces):
+            if model.startswith("fake-stall:") and k == 2:
+                await asyncio.sleep(float(model.split(":", 1)[1]))
+            if model == "fake-cut" and k == max(1, len(pieces) // 2):
+                return
+            for i in range(n):
+                if chat:
+                    yield ev([{"index": i, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}])
+                else:
+                    yield ev([{"index": i, "text": piece, "logprobs": None, "finish_reason": None,
+                               "stop_reason": None}])
+            await asyncio.sleep(0)
+        for i in range(n):
+            if chat:
+                yield ev([{"index": i, "delta": {}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}])
+            else:
+                yield ev([{"index": i, "text": "", "logprobs": None, "finish_reason": "stop", "stop_reason": None}])
+        so = body.get("stream_options")
+        if isinstance(so, dict) and so.get("include_usage"):
+            yield ev([], usage=usage)
+        yield b"data: [DONE]\n\n"
+
+    app = Starlette(routes=[
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/chat/completions", handle, methods=["POST"]),
+        Route("/v1/completions", handle, methods=["POST"]),
+    ])
+    app.state.fake = state
+    return app
