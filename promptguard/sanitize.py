@@ -9,12 +9,13 @@ prompt string, or a list of OpenAI-style messages, whose other fields are kept.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .segments import Segment
 
-__all__ = ["Edit", "apply_to_text", "apply_to_messages", "message_text"]
+__all__ = ["Edit", "apply_to_text", "apply_to_messages", "message_text", "REMOVED_TOOL_CONTENT"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Edit:
 # (message_index, start, end, replacement); message_index None means the whole text
 _Range = tuple[int | None, int, int, str]
 
+# What a tool result whose whole content was dropped says instead: the message
+# itself must stay, or the assistant's tool call would be left without its answer.
+REMOVED_TOOL_CONTENT = "[content removed by promptguard]"
+
+_AFTER_DROP = re.compile(r"[ \t]*(?:\r?\n){0,2}")
+
 
 def _ranges(edit: Edit) -> list[_Range]:
     seg = edit.segment
@@ -54,26 +61,42 @@ def _ranges(edit: Edit) -> list[_Range]:
     return [(loc.message_index, loc.start, loc.end, edit.replacement)]
 
 
+def _disjoint(ranges: list[tuple[int, int, str, bool]]) -> list[tuple[int, int, str, bool]]:
+    """Drop ranges that overlap one kept before them (earliest start, then longest,
+    wins), so that applying them one by one never corrupts the text."""
+    kept: list[tuple[int, int, str, bool]] = []
+    last_end = -1
+    for r in sorted(ranges, key=lambda r: (r[0], -r[1])):
+        if r[0] < last_end:
+            continue
+        kept.append(r)
+        last_end = max(last_end, r[1])
+    return kept
+
+
 def _apply(text: str, ranges: list[tuple[int, int, str, bool]]) -> str:
-    """Apply non-overlapping (start, end, replacement, is_drop) ranges, last first."""
-    for start, end, rep, is_drop in sorted(ranges, key=lambda r: r[0], reverse=True):
+    """Apply (start, end, replacement, is_drop) ranges, last first."""
+    for start, end, rep, is_drop in reversed(_disjoint(ranges)):
         if is_drop:
-            # take the blank-line separator that followed a dropped block with it
-            while end < len(text) and text[end] in " \t":
-                end += 1
-            nl = 0
-            while end < len(text) and text[end] == "\n" and nl < 2:
-                end += 1
-                nl += 1
-            if end >= len(text):  # dropped the last block: remove the separator before it
-                while start > 0 and text[start - 1] in "\n \t":
+            after = _AFTER_DROP.match(text, end).end()
+            if text[after:].strip():
+                # take the separator (blank line, or line break) that followed the block
+                end = after
+            else:
+                # the last block: take the separator before it, keep the text's own tail
+                while start > 0 and text[start - 1] in "\r\n \t":
                     start -= 1
         text = text[:start] + rep + text[end:]
     return text
 
 
-def _flat(edits: Sequence[Edit]) -> list[tuple[int | None, int, int, str, bool]]:
-    flat = [(mi, s, e, r, ed.drops_segment) for ed in edits for mi, s, e, r in _ranges(ed)]
+def _flat(edits: Sequence[Edit], prompt: int | None) -> list[tuple[int | None, int, int, str, bool]]:
+    flat = [
+        (mi, s, e, r, ed.drops_segment)
+        for ed in edits
+        if prompt is None or ed.segment.prompt == prompt
+        for mi, s, e, r in _ranges(ed)
+    ]
     drops = [f for f in flat if f[4]]
     # replacements inside a dropped range are moot
     return drops + [
@@ -82,49 +105,121 @@ def _flat(edits: Sequence[Edit]) -> list[tuple[int | None, int, int, str, bool]]
     ]
 
 
-def apply_to_text(text: str, edits: Sequence[Edit]) -> str:
-    """Apply edits to a prompt string whose segments were parsed from `text`."""
-    return _apply(text, [(s, e, r, d) for _, s, e, r, d in _flat(edits)])
+def apply_to_text(text: str, edits: Sequence[Edit], prompt: int | None = None) -> str:
+    """Apply edits to a prompt string whose segments were parsed from `text`.
+
+    With several prompts parsed together (a completion request's list, a JSONL
+    file), pass `prompt` to apply only the edits of that prompt's segments.
+    """
+    return _apply(text, [(s, e, r, d) for _, s, e, r, d in _flat(edits, prompt)])
 
 
 def message_text(msg: dict[str, Any]) -> str:
-    """The text of a message: a string, or text parts joined by blank lines."""
+    """The text of a message: a string, or its text parts joined by blank lines.
+
+    Segment offsets into a message with content parts are offsets into this text.
+    """
     content = msg.get("content")
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n\n".join(
+        return _PART_SEP.join(
             p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
         )
     return ""
 
 
-def _set_message_text(msg: dict[str, Any], text: str) -> None:
+_PART_SEP = "\n\n"
+
+
+def _is_text_part(p: Any) -> bool:
+    return isinstance(p, dict) and p.get("type") == "text"
+
+
+def _covered(text: str, ranges: list[tuple[int, int, str, bool]]) -> bool:
+    """Is every non-blank character of `text` inside a dropped range?"""
+    pos = 0
+    for s, e, _, is_drop in sorted(ranges):
+        if not is_drop:
+            continue
+        if text[pos:s].strip():
+            return False
+        pos = max(pos, e)
+    return not text[pos:].strip()
+
+
+def _keeps_message(msg: dict[str, Any]) -> bool:
+    """A message that must stay when its text goes: a tool result, a message with
+    tool calls, or one with parts other than text (images, audio, files)."""
+    content = msg.get("content")
+    return (
+        msg.get("role") in ("tool", "function")
+        or bool(msg.get("tool_calls"))
+        or bool(msg.get("function_call"))
+        or (isinstance(content, list) and any(not _is_text_part(p) for p in content))
+    )
+
+
+def _clear_text(msg: dict[str, Any]) -> None:
     content = msg.get("content")
     if isinstance(content, list):
-        others = [p for p in content if not (isinstance(p, dict) and p.get("type") == "text")]
-        first = next(
-            (i for i, p in enumerate(content) if isinstance(p, dict) and p.get("type") == "text"), 0
-        )
-        msg["content"] = others[:first] + [{"type": "text", "text": text}] + others[first:]
+        msg["content"] = [p for p in content if not _is_text_part(p)]
+        if not msg["content"] and msg.get("role") in ("tool", "function"):
+            msg["content"] = REMOVED_TOOL_CONTENT
     else:
-        msg["content"] = text
+        msg["content"] = REMOVED_TOOL_CONTENT if msg.get("role") in ("tool", "function") else ""
 
 
-def apply_to_messages(messages: Sequence[dict[str, Any]], edits: Sequence[Edit]) -> list[dict[str, Any]]:
-    """Apply edits to OpenAI-style messages; a message whose whole text is dropped goes."""
+def _apply_to_parts(msg: dict[str, Any], ranges: list[tuple[int, int, str, bool]]) -> None:
+    """Apply ranges over the joined text to each text part, keeping the other parts
+    and the order; a text part emptied by a drop goes."""
+    new: list[Any] = []
+    pos = 0
+    for part in msg["content"]:
+        if not _is_text_part(part):
+            new.append(part)
+            continue
+        t = part.get("text", "")
+        start, end = pos, pos + len(t)
+        pos = end + len(_PART_SEP)
+        mine = []
+        for s, e, r, d in ranges:
+            if e < start or s > end or (e == start and s < start):
+                continue
+            owns = start <= s <= end
+            mine.append((max(s, start) - start, min(e, end) - start, r if owns else "", d))
+        if not mine:
+            new.append(part)
+            continue
+        text = _apply(t, mine)
+        if not text.strip() and any(d for *_, d in mine):
+            continue
+        new.append({**part, "text": text})
+    msg["content"] = new
+
+
+def apply_to_messages(
+    messages: Sequence[dict[str, Any]], edits: Sequence[Edit], prompt: int | None = None
+) -> list[dict[str, Any]]:
+    """Apply edits to OpenAI-style messages; other fields (name, tool_calls, image
+    parts, ...) are kept. A message whose whole text is dropped goes, unless it must
+    stay (see `_keeps_message`): then only its text goes."""
     out = copy.deepcopy(list(messages))
     per_msg: dict[int, list[tuple[int, int, str, bool]]] = {}
-    whole_drop: set[int] = set()
-    for mi, s, e, r, is_drop in _flat(edits):
-        if mi is None or mi >= len(out):
+    for mi, s, e, r, is_drop in _flat(edits, prompt):
+        if mi is None or not 0 <= mi < len(out):
             continue
-        text = message_text(out[mi])
-        if is_drop and text[:s].strip() == "" and text[e:].strip() == "":
-            whole_drop.add(mi)
-        else:
-            per_msg.setdefault(mi, []).append((s, e, r, is_drop))
+        per_msg.setdefault(mi, []).append((s, e, r, is_drop))
+    gone: set[int] = set()
     for mi, ranges in per_msg.items():
-        if mi not in whole_drop:
-            _set_message_text(out[mi], _apply(message_text(out[mi]), ranges))
-    return [m for i, m in enumerate(out) if i not in whole_drop]
+        msg = out[mi]
+        if _covered(message_text(msg), ranges):
+            if _keeps_message(msg):
+                _clear_text(msg)
+            else:
+                gone.add(mi)
+        elif isinstance(msg.get("content"), list):
+            _apply_to_parts(msg, ranges)
+        else:
+            msg["content"] = _apply(message_text(msg), ranges)
+    return [m for i, m in enumerate(out) if i not in gone]

@@ -1,16 +1,24 @@
 """Prompt-library files → segments, with per-file errors instead of exceptions.
 
 Shapes understood, by extension:
-- `.txt`, `.md`, `.prompt`: a prompt string (few-shot blocks are split out);
+- `.txt`, `.md`, `.prompt`, `.tmpl` (and files given by name with any other
+  extension): a prompt string (few-shot blocks are split out);
 - `.json`, `.yaml`, `.yml`: OpenAI messages (a list, or `{"messages": …}`), a
-  completion (`{"prompt": …}`), a LangChain prompt file (`_type`), a list of any
-  of these, or — failing all — every string value of 20+ characters as an
-  instruction (prompt collections keyed by name);
+  completion (`{"prompt": …}`), a LangChain prompt file (`_type`, or the
+  `"lc": 1` serialized form), a LangChain message list (`messages_to_dict`), a
+  list of any of these, or — failing all — every string value of 20+ characters
+  as an instruction (prompt collections keyed by name);
 - `.jsonl`: one of the above per line.
+
+Spans of segments from text files are character offsets into the file's decoded
+text (a UTF-8 byte-order mark counts as one character); segments from JSON/YAML
+point into the string value they came from (with its message index for chat
+messages), and `ParsedFile.line_of` finds their line in the file.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +28,7 @@ from typing import Any, Iterator
 import yaml
 
 from ..segments import Segment, SegmentBuilder, SegmentKind
+from ..yamlutil import safe_load
 from .completion import parse_completion
 from .errors import ParseError
 from .openai import parse_messages
@@ -31,6 +40,7 @@ STRUCT_EXT = {".json", ".yaml", ".yml"}
 PROMPT_EXTENSIONS = TEXT_EXT | STRUCT_EXT | {".jsonl"}
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 _MIN_LEAF = 20
+_BOM = "\ufeff"
 
 
 @dataclass
@@ -43,6 +53,25 @@ class ParsedFile:
     # per prompt group: first line of that record in the file (JSONL lines, list items)
     prompt_lines: dict[int, int] = field(default_factory=dict)
     structured: bool = False
+    _line_starts: list[int] | None = field(default=None, repr=False)
+
+    def line_at(self, offset: int) -> int:
+        """1-based line of a character offset into the file's text."""
+        if self._line_starts is None:
+            starts = [0]
+            find = self.text.find
+            pos = find("\n")
+            while pos >= 0:
+                starts.append(pos + 1)
+                pos = find("\n", pos + 1)
+            self._line_starts = starts
+        return bisect.bisect_right(self._line_starts, offset)
+
+    def offset_of_line(self, line: int) -> int:
+        """Character offset where 1-based `line` starts."""
+        self.line_at(0)
+        starts = self._line_starts or [0]
+        return starts[max(0, min(line, len(starts)) - 1)]
 
     def line_of(self, segment: Segment, start: int = 0) -> int:
         """1-based line of a segment position in the file (best effort for JSON/YAML)."""
@@ -51,42 +80,39 @@ class ParsedFile:
         if not self.structured:
             loc = segment.locate(start, start + 1)
             if loc is not None and loc.message_index is None:
-                return _line_at(self.text, loc.start)
-        needle = segment.text[start : start + 40].split("\n")[0].strip()
+                return self.line_at(loc.start)
         base = self.prompt_lines.get(segment.prompt, 1)
+        offset = self.offset_of_line(base)
+        # the evidence as written in the file: raw (YAML, JSON with raw Unicode) or escaped
+        needle = segment.text[start : start + 40].split("\n")[0].strip()
         if needle:
-            offset = _offset_of_line(self.text, base)
-            for candidate in (needle, json.dumps(needle)[1:-1]):
+            for candidate in dict.fromkeys(
+                (needle, json.dumps(needle, ensure_ascii=False)[1:-1], json.dumps(needle)[1:-1])
+            ):
                 k = self.text.find(candidate, offset)
                 if k >= 0:
-                    return _line_at(self.text, k)
+                    return self.line_at(k)
+        if start:
+            return self.line_of(segment, 0)
         return base
 
 
-def _line_at(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
-def _offset_of_line(text: str, line: int) -> int:
-    pos = 0
-    for _ in range(line - 1):
-        nxt = text.find("\n", pos)
-        if nxt < 0:
-            break
-        pos = nxt + 1
-    return pos
-
-
 def iter_prompt_files(paths: list[str | Path]) -> Iterator[Path]:
-    """Files to scan: explicit files as given, directories walked for prompt extensions."""
+    """Files to scan, each once: explicit files as given, directories walked
+    (recursively, hidden directories skipped) for prompt extensions."""
+    seen: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for f in sorted(files):
-                    if Path(f).suffix.lower() in PROMPT_EXTENSIONS:
-                        yield Path(root) / f
-        else:
+                    if os.path.splitext(f)[1].lower() in PROMPT_EXTENSIONS:
+                        fp = Path(root) / f
+                        if fp not in seen:
+                            seen.add(fp)
+                            yield fp
+        elif p not in seen:
+            seen.add(p)
             yield p
 
 
@@ -95,58 +121,73 @@ def _decode(path: Path, max_bytes: int) -> str:
         size = path.stat().st_size
     except OSError as e:
         raise ParseError(f"cannot read: {e.strerror or e}") from None
+    if not path.is_file():
+        raise ParseError("not a regular file")
     if size > max_bytes:
         raise ParseError(
             f"file too large: {size / 1e6:.1f} MB over the {max_bytes / 1e6:.1f} MB limit "
             "(raise it with --max-bytes)"
         )
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
     except OSError as e:
         raise ParseError(f"cannot read: {e.strerror or e}") from None
+    if len(data) > max_bytes:  # grew since stat
+        raise ParseError(f"file too large: over the {max_bytes / 1e6:.1f} MB limit (raise it with --max-bytes)")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ParseError(f"not valid UTF-16 (it starts with a UTF-16 byte-order mark): {e.reason}") from None
     if b"\x00" in data[:8192]:
         raise ParseError("binary file (NUL bytes), not a prompt")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ParseError(f"not valid UTF-8: byte 0x{data[e.start]:02x} at offset {e.start}") from None
-    return text.removeprefix("\ufeff")
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ParseError(
+            f"not valid UTF-8: byte 0x{data[e.start]:02x} at offset {e.start} (line {line})"
+        ) from None
 
 
 def parse_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedFile:
+    """Parse one prompt file; problems become `error` (nothing raises)."""
     path = Path(path)
     out = ParsedFile(str(path))
     try:
         text = _decode(path, max_bytes)
         out.text = text
-        if not text.strip():
+        bom = 1 if text.startswith(_BOM) else 0
+        body = text[bom:]
+        if not body.strip():
             out.warnings.append("empty file")
             return out
         ext = path.suffix.lower()
         b = SegmentBuilder()
         if ext == ".jsonl":
             out.structured = True
-            _parse_jsonl(text, b, out)
+            _parse_jsonl(body, b, out, path.parent)
         elif ext == ".json":
             out.structured = True
             try:
-                data = json.loads(text)
+                data = json.loads(body)
             except json.JSONDecodeError as e:
                 raise ParseError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-            _parse_obj(data, b, out, prompt=0)
+            _parse_obj(data, b, out, 0, path.parent)
         elif ext in (".yaml", ".yml"):
             out.structured = True
             try:
-                data = yaml.safe_load(text)
+                data = safe_load(body)
             except yaml.YAMLError as e:
                 mark = getattr(e, "problem_mark", None)
                 where = f" at line {mark.line + 1}" if mark is not None else ""
                 raise ParseError(f"invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-            _parse_obj(data, b, out, prompt=0)
+            _parse_obj(data, b, out, 0, path.parent)
         else:
-            parse_completion(text, b, plain_kind=SegmentKind.INSTRUCTION, source="file")
+            parse_completion(body, b, base=bom, plain_kind=SegmentKind.INSTRUCTION, source="file")
         out.segments = b.segments
-        if not out.segments and not out.error:
+        if not out.segments:
             out.warnings.append("no prompt text found")
     except ParseError as e:
         out.error = str(e)
@@ -155,10 +196,10 @@ def parse_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedFi
     return out
 
 
-def _parse_jsonl(text: str, b: SegmentBuilder, out: ParsedFile) -> None:
+def _parse_jsonl(text: str, b: SegmentBuilder, out: ParsedFile, base_dir: Path) -> None:
     bad: list[str] = []
     prompt = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -166,12 +207,14 @@ def _parse_jsonl(text: str, b: SegmentBuilder, out: ParsedFile) -> None:
         except json.JSONDecodeError as e:
             bad.append(f"line {lineno}: invalid JSON ({e.msg})")
             continue
-        out.prompt_lines[prompt] = lineno
+        first = prompt
         try:
-            _parse_obj(obj, b, out, prompt=prompt, nested_lists=False)
+            prompt = _parse_obj(obj, b, out, prompt, base_dir, nested_lists=False)
         except ParseError as e:
             bad.append(f"line {lineno}: {e}")
-        prompt += 1
+            prompt += 1
+        for p in range(first, max(prompt, first + 1)):
+            out.prompt_lines[p] = lineno
     if bad:
         msg = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         if b.segments:
@@ -186,19 +229,43 @@ def _is_messages(obj: Any) -> bool:
     )
 
 
-def _parse_obj(obj: Any, b: SegmentBuilder, out: ParsedFile, prompt: int, nested_lists: bool = True) -> int:
+def _is_record(x: Any) -> bool:
+    from .langchain import is_langchain_message_dicts, is_langchain_serialized
+
+    return (
+        isinstance(x, dict) and ("messages" in x or "prompt" in x or "_type" in x or is_langchain_serialized(x))
+    ) or _is_messages(x) or is_langchain_message_dicts(x)
+
+
+def _parse_obj(obj: Any, b: SegmentBuilder, out: ParsedFile, prompt: int, base_dir: Path,
+               nested_lists: bool = True) -> int:
     """Parse one JSON/YAML value; returns the next free prompt number."""
+    from .langchain import (
+        is_langchain_message_dicts,
+        is_langchain_serialized,
+        parse_langchain_messages,
+        parse_langchain_prompt_obj,
+        parse_langchain_serialized,
+    )
+
     if _is_messages(obj):
         parse_messages(obj, b, prompt=prompt)
         return prompt + 1
+    if is_langchain_message_dicts(obj):
+        parse_langchain_messages(obj, b, prompt=prompt)
+        return prompt + 1
     if isinstance(obj, dict):
         if "_type" in obj:
-            from .langchain import parse_langchain_prompt_obj
-
-            parse_langchain_prompt_obj(obj, b, prompt=prompt)
+            parse_langchain_prompt_obj(obj, b, prompt=prompt, base_dir=base_dir)
+            return prompt + 1
+        if is_langchain_serialized(obj):
+            parse_langchain_serialized(obj, b, prompt=prompt)
             return prompt + 1
         if "messages" in obj:
             msgs = obj["messages"]
+            if is_langchain_message_dicts(msgs):
+                parse_langchain_messages(msgs, b, prompt=prompt)
+                return prompt + 1
             if not _is_messages(msgs):
                 raise ParseError("'messages' must be a non-empty list of {role, content} objects")
             parse_messages(msgs, b, prompt=prompt)
@@ -211,12 +278,9 @@ def _parse_obj(obj: Any, b: SegmentBuilder, out: ParsedFile, prompt: int, nested
                 parse_completion(p, b, prompt=prompt, plain_kind=SegmentKind.INSTRUCTION, source="file")
                 prompt += 1
             return prompt
-    if isinstance(obj, list) and nested_lists and any(
-        isinstance(x, dict) and ("messages" in x or "prompt" in x or "_type" in x) or _is_messages(x)
-        for x in obj
-    ):
+    if isinstance(obj, list) and nested_lists and any(_is_record(x) for x in obj):
         for x in obj:
-            prompt = _parse_obj(x, b, out, prompt, nested_lists=False)
+            prompt = _parse_obj(x, b, out, prompt, base_dir, nested_lists=False)
         return prompt
     # a prompt collection of unknown shape: every long string is an instruction
     found = False

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..sanitize import message_text
 from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
-from .completion import _ANSWER_LINE, _lines, parse_completion, split_blocks
+from .completion import _lines, answer_parts, parse_block, parse_completion, split_blocks
 from .errors import ParseError
 
 __all__ = ["parse_messages", "is_cot"]
@@ -57,16 +57,15 @@ def _validate(messages: Any) -> list[dict[str, Any]]:
 
 
 def _few_shot_inside(text: str) -> bool:
-    """Does a single message carry a whole few-shot prompt (two or more answered blocks)?"""
-    blocks = split_blocks(text)
-    answered = 0
-    for bl in blocks:
-        lines = _lines(bl.text)
-        if len(lines) >= 2 and _ANSWER_LINE.match(bl.text[lines[-1][0] : lines[-1][1]]):
-            answered += 1
-            if answered >= 2:
-                return True
-    return False
+    """Does a single message carry a whole few-shot prompt: two or more question
+    blocks (`Question:`/`Q:` …), at least one of them answered?"""
+    questions = answered = 0
+    for bl in split_blocks(text):
+        p = parse_block(bl.text)
+        if p.is_question:
+            questions += 1
+            answered += p.parts is not None and (p.parts.answer is not None or p.has_reasoning)
+    return questions >= 2 and answered >= 1
 
 
 def parse_messages(
@@ -125,18 +124,27 @@ def _add_whole(b: SegmentBuilder, kind: SegmentKind, text: str, mi: int, prompt:
 
 
 def _add_pair(b: SegmentBuilder, q: str, qi: int, a: str, ai: int, prompt: int) -> None:
-    """A user/assistant pair as one example or demonstration segment."""
+    """A user/assistant pair as one example or demonstration segment.
+
+    The text is the question, a blank line, the answer; two anchors map it back to
+    the two messages. The assistant turn's last line (or its "The answer is …"
+    tail) is the answer, the lines before it the reasoning steps.
+    """
     q_lead, a_lead = len(q) - len(q.lstrip()), len(a) - len(a.lstrip())
     q, a = q.strip(), a.strip()
     sep = "\n\n"
     text = q + sep + a
     a_off = len(q) + len(sep)
     anchors = (Anchor(0, len(q), qi, q_lead), Anchor(a_off, len(a), ai, a_lead))
-    lines = [(s + a_off, e + a_off) for s, e in _lines(a)]
-    answer: TextRange | None = None
-    if lines:
-        answer = TextRange(*lines[-1])
-        lines = lines[:-1]
-    parts = DemoParts(TextRange(0, len(q)), tuple(TextRange(s, e) for s, e in lines), answer)
-    kind = SegmentKind.DEMONSTRATION if is_cot(a) else SegmentKind.EXAMPLE
+    lines = _lines(text, a_off)
+    steps, answer, _ = answer_parts(text, lines)
+    explicit = answer is not None
+    if answer is None and lines:
+        answer, steps = lines[-1], [ln for ln in lines[:-1]]
+    parts = DemoParts(
+        TextRange(0, len(q)),
+        tuple(TextRange(s, e) for s, e in steps),
+        TextRange(*answer) if answer else None,
+    )
+    kind = SegmentKind.DEMONSTRATION if steps and (explicit or is_cot(a)) else SegmentKind.EXAMPLE
     b.add(kind, text, anchors=anchors, parts=parts, role="user", prompt=prompt, source="few-shot")
