@@ -1,0 +1,33 @@
+"""Integrations with LLM application frameworks.
+
+Nothing here is imported by `import promptguard`; importing
+`promptguard.integrations.langchain` imports `langchain_core`.
+
+    from promptguard.integrations.langchain import PromptGuardCallbackHandler, PromptGuardRunnable
+
+The names are also reachable lazily from this package
+(`promptguard.integrations.PromptGuardCallbackHandler`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LANGCHAIN = {
+    "PromptBlocked",
+    "GuardEvent",
+    "PromptGuardCallbackHandler",
+    "AsyncPromptGuardCallbackHandler",
+    "PromptGuardRunnable",
+    "LocalEmbeddings",
+}
+
+__all__ = sorted(_LANGCHAIN)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LANGCHAIN:
+        from . import langchain
+
+        return getattr(langchain, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
