@@ -1,0 +1,78 @@
+"""The audit's settings, read from a policy's free-form `audit:` section.
+
+```yaml
+audit:
+  mode: suspicion          # off | sampled | suspicion | always
+  sample_rate: 0.0
+  max_extra_calls: 3
+  max_concurrency: 4
+  inline: true
+  return_trusted_answer: false
+```
+
+Unknown keys are an error (a typo must not silently switch the audit off).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["AuditConfig", "AuditConfigError"]
+
+
+class AuditConfigError(ValueError):
+    pass
+
+
+class AuditConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["off", "sampled", "suspicion", "always"] = "suspicion"
+    # sampled: share of requests audited; suspicion: an extra random share of clean traffic
+    sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_extra_calls: int = Field(default=3, ge=0, le=20)
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    inline: bool = True
+    return_trusted_answer: bool = False
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_tokens: int = Field(default=256, ge=1)
+    seed: int = 0
+    # static findings at or above this score (from these detectors; empty = any) make a
+    # request suspicious
+    suspicion_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    suspicion_detectors: list[str] = Field(default_factory=lambda: ["demonstrations"])
+    # also suspect queries that share a rare n-gram with their demonstrations (no detector needed)
+    suspect_shared_ngrams: bool = True
+    # also suspect queries holding a rare token even without demonstrations (weight backdoors);
+    # off by default: names and jargon make it fire on ordinary traffic
+    suspect_rare_tokens: bool = False
+    # trigger candidates tried per request (each costs one call, plus one control when it bites)
+    max_candidates: int = Field(default=2, ge=1, le=10)
+    # benign controls, tried in order, for a probe that changed the answer
+    controls: list[Literal["move_span", "shuffle_demos", "repeat"]] = Field(
+        default_factory=lambda: ["move_span", "shuffle_demos", "repeat"])
+    # probe demonstrations too: drop the suspect ones (or all, "zero_shot") when no query span bites
+    probe_demos: bool = True
+    # the original answer was sampled (temperature > 0): ask again at temperature 0 for the baseline
+    requery_sampled: bool = True
+    # numeric tolerance and free-text similarity threshold for "same answer"
+    rel_tol: float = Field(default=1e-4, ge=0.0)
+    text_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_policy(cls, policy: Any) -> "AuditConfig":
+        """From a `Policy` (its `audit` dict), a plain dict, or None (the defaults)."""
+        section = getattr(policy, "audit", policy)
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            raise AuditConfigError(f"policy 'audit' section must be a mapping, got {type(section).__name__}")
+        try:
+            return cls.model_validate(section)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"audit.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
+            )
+            raise AuditConfigError(f"invalid audit settings: {problems}") from None
