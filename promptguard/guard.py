@@ -37,6 +37,7 @@ class GuardResult:
     decision: Decision
     edits: list[Edit] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # detector → seconds
+    _by_key: dict[tuple[Any, int], Segment] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def findings(self) -> list[Finding]:
@@ -47,16 +48,19 @@ class GuardResult:
         return self.decision.action
 
     def segment_for(self, f: Finding) -> Segment | None:
-        for s in self.segments:
-            if s.kind is f.segment_kind and s.index == f.segment_index:
-                return s
-        return None
+        """The segment a finding is about (kind and index are unique in a request)."""
+        if self._by_key is None:
+            self._by_key = {(s.kind, s.index): s for s in self.segments}
+        return self._by_key.get((f.segment_kind, f.segment_index))
 
-    def sanitized_messages(self, messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        return apply_to_messages(messages, self.edits)
+    def sanitized_messages(self, messages: Sequence[dict[str, Any]], prompt: int | None = None) -> list[dict[str, Any]]:
+        """`messages` with the edits applied (only `prompt`'s, when given)."""
+        return apply_to_messages(messages, self.edits, prompt=prompt)
 
-    def sanitized_text(self, text: str) -> str:
-        return apply_to_text(text, self.edits)
+    def sanitized_text(self, text: str, prompt: int | None = None) -> str:
+        """`text` with the edits applied (only `prompt`'s, when given: a completion
+        request's list of prompts is parsed as prompts 0, 1, ...)."""
+        return apply_to_text(text, self.edits, prompt=prompt)
 
 
 class Guard:

@@ -12,9 +12,9 @@ import fnmatch
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Annotated, Any, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from .findings import Finding
 from .segments import SegmentKind
@@ -47,6 +47,17 @@ class Action(str, enum.Enum):
 _ACTION_RANK = {Action.ALLOW: 0, Action.FLAG: 1, Action.SANITIZE: 2, Action.BLOCK: 3}
 
 
+def _known_detector(name: str) -> str:
+    from .detectors.base import available
+
+    if name not in available():
+        raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}")
+    return name
+
+
+DetectorName = Annotated[str, AfterValidator(_known_detector)]
+
+
 class Threshold(BaseModel):
     """When a finding is flagged and when it is acted on.
 
@@ -56,18 +67,20 @@ class Threshold(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    detector: str | None = None
+    detector: DetectorName | None = None
     rule: str | None = None  # glob: "PG-EXF-*"
     kinds: list[SegmentKind] | None = None
     flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
     act_at: float = Field(default=0.85, ge=0.0, le=1.0)
     action: Literal["block", "sanitize", "flag"] = "block"
 
-    @model_validator(mode="after")
-    def _ordered(self) -> "Threshold":
-        if self.act_at < self.flag_at:
-            raise ValueError(f"act_at ({self.act_at}) is below flag_at ({self.flag_at})")
-        return self
+    @field_validator("act_at")
+    @classmethod
+    def _ordered(cls, v: float, info: ValidationInfo) -> float:
+        flag_at = info.data.get("flag_at")
+        if flag_at is not None and v < flag_at:
+            raise ValueError(f"act_at ({v}) is below flag_at ({flag_at})")
+        return v
 
     def matches(self, f: Finding) -> bool:
         if self.detector is not None and self.detector != f.detector:
@@ -109,7 +122,7 @@ class Policy(BaseModel):
     description: str = ""
     # What happens when a detector raises: "block" fails closed, "allow" fails open.
     on_error: Literal["block", "flag", "allow"] = "block"
-    detectors: dict[str, DetectorConfig] = Field(
+    detectors: dict[DetectorName, DetectorConfig] = Field(
         default_factory=lambda: {"rules": DetectorConfig()}
     )
     default: Threshold = Field(default_factory=Threshold)
@@ -120,17 +133,6 @@ class Policy(BaseModel):
 
     # Where relative paths in the policy (rule sets, artifacts) are resolved from.
     base_dir: Path = Field(default=Path("."), exclude=True)
-
-    @model_validator(mode="after")
-    def _known_detectors(self) -> "Policy":
-        from .detectors.base import available
-
-        unknown = [d for d in self.detectors if d not in available()]
-        if unknown:
-            raise ValueError(
-                f"unknown detector(s) {', '.join(unknown)}; available: {', '.join(available())}"
-            )
-        return self
 
     def threshold_for(self, f: Finding) -> Threshold:
         best: Threshold | None = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any, Callable, Iterable
 from .guard import Guard
 from .parsing.files import DEFAULT_MAX_BYTES, ParsedFile, iter_prompt_files, parse_file
 
-__all__ = ["FileResult", "ScanReport", "scan_paths", "VERDICT_RANK"]
+__all__ = ["FileResult", "ScanReport", "scan_paths", "scan_file", "check_file", "auto_workers", "VERDICT_RANK"]
 
 VERDICT_RANK = {"allow": 0, "flag": 1, "sanitize": 2, "block": 3, "error": -1}
 
@@ -59,6 +62,7 @@ class ScanReport:
         n = len(self.files)
         return {
             "files": n,
+            "errors": verdicts["error"],
             "findings": sum(len(f.findings) for f in self.files),
             "verdicts": verdicts,
             "severities": severities,
@@ -76,26 +80,71 @@ class ScanReport:
 
 
 def check_file(guard: Guard, parsed: ParsedFile) -> FileResult:
+    """Run the guard over one parsed file. Findings are ordered by position in the
+    file (prompt, then line); each carries its `line` and the `action` its own
+    score earned under the policy."""
     if parsed.error is not None:
         return FileResult(parsed.path, "error", error=parsed.error, warnings=parsed.warnings)
     result = guard.check(parsed.segments)
+    segments = []
+    for s in parsed.segments:
+        d = s.to_dict()
+        d["line"] = parsed.line_of(s)
+        segments.append(d)
     findings = []
-    for f in sorted(result.findings, key=lambda f: (f.prompt, f.segment_kind.value, f.segment_index, -f.score)):
+    for f in result.findings:
         seg = result.segment_for(f)
         d = f.to_dict(seg)
         d["action"] = guard.policy.action_for(f).value
-        if seg is not None:
-            d["line"] = parsed.line_of(seg, f.span[0] if f.span else 0)
+        d["line"] = parsed.line_of(seg, f.span[0] if f.span else 0) if seg is not None else 1
         findings.append(d)
-    verdict = result.action.value
+    findings.sort(key=lambda d: (d.get("prompt", 0), d["line"], d["segment_kind"], d["segment_index"], -d["score"]))
     return FileResult(
         parsed.path,
-        verdict,
+        result.action.value,
         warnings=parsed.warnings + result.decision.errors,
-        segments=[s.to_dict() for s in parsed.segments],
+        segments=segments,
         findings=findings,
         checks=result.decision.checks,
     )
+
+
+def scan_file(guard: Guard, path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> FileResult:
+    """Parse and check one file; nothing raises (an internal failure becomes the
+    file's error, so that one bad file never stops a scan)."""
+    try:
+        return check_file(guard, parse_file(path, max_bytes=max_bytes))
+    except Exception as e:  # noqa: BLE001 - reported per file, the scan goes on
+        return FileResult(str(path), "error", error=f"internal error: {type(e).__name__}: {e}")
+
+
+# Below this many files a scan stays in one process (starting workers costs more).
+PARALLEL_MIN_FILES = 200
+# Native runtimes that own thread pools: forking a process that loaded one can hang it.
+_FORK_UNSAFE_MODULES = ("torch", "tensorflow", "jax", "llama_cpp", "faiss", "onnxruntime")
+
+_worker_guard: Guard | None = None
+_worker_max_bytes = DEFAULT_MAX_BYTES
+
+
+def auto_workers(n_files: int) -> int:
+    """Worker processes for a scan of `n_files`: one per CPU (at most 8) for a large
+    library, when the guard can be shared by forking (no threaded native runtime
+    such as torch was loaded to build it); otherwise 1."""
+    if n_files < PARALLEL_MIN_FILES or not _can_fork():
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and not any(
+        m in sys.modules for m in _FORK_UNSAFE_MODULES
+    )
+
+
+def _worker_scan(path: Path) -> FileResult:
+    assert _worker_guard is not None
+    return scan_file(_worker_guard, path, _worker_max_bytes)
 
 
 def scan_paths(
@@ -105,13 +154,37 @@ def scan_paths(
     max_bytes: int = DEFAULT_MAX_BYTES,
     on_file: Callable[[FileResult], None] | None = None,
     files: list[Path] | None = None,
+    workers: int | None = 1,
 ) -> ScanReport:
-    t0 = time.perf_counter()
-    results: list[FileResult] = []
-    for path in files if files is not None else iter_prompt_files(list(paths)):
-        res = check_file(guard, parse_file(path, max_bytes=max_bytes))
-        results.append(res)
-        if on_file is not None:
-            on_file(res)
-    return ScanReport(results, time.perf_counter() - t0, guard.policy.name)
+    """Scan files (or walk `paths`) and collect one result per file, in order.
 
+    `workers` > 1 checks files in that many forked processes that share the
+    already-built guard (ignored where forking is unsafe, see `auto_workers`);
+    None picks the number with `auto_workers`.
+    """
+    global _worker_guard, _worker_max_bytes
+    t0 = time.perf_counter()
+    todo = list(files if files is not None else iter_prompt_files(list(paths)))
+    n = auto_workers(len(todo)) if workers is None else max(1, workers)
+    if n > 1 and (len(todo) < 2 * n or not _can_fork()):
+        n = 1
+    results: list[FileResult] = []
+    if n == 1:
+        stream: Iterable[FileResult] = (scan_file(guard, p, max_bytes) for p in todo)
+        for res in stream:
+            results.append(res)
+            if on_file is not None:
+                on_file(res)
+    else:
+        _worker_guard, _worker_max_bytes = guard, max_bytes
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(n) as pool:
+                chunk = max(1, min(64, len(todo) // (n * 8)))
+                for res in pool.imap(_worker_scan, todo, chunksize=chunk):
+                    results.append(res)
+                    if on_file is not None:
+                        on_file(res)
+        finally:
+            _worker_guard = None
+    return ScanReport(results, time.perf_counter() - t0, guard.policy.name)

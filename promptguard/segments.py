@@ -120,6 +120,10 @@ class Segment:
                 s = a.source_start + (start - a.offset)
                 e = a.source_start + min(end, a.offset + a.length) - a.offset
                 return Location(a.message_index, s, max(s, e))
+        for a in self.anchors:  # an empty range at the very end of an anchor
+            if start == a.offset + a.length:
+                s = a.source_start + a.length
+                return Location(a.message_index, s, s)
         return None
 
     def with_index(self, index: int) -> "Segment":

@@ -99,6 +99,8 @@ def load_yaml_text(text: str, model: type[M], path: str = "<string>") -> M:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(e, "problem", None) or str(e)
         raise YamlError(path, line, f"YAML syntax error: {problem}") from None
+    if data is None:
+        raise YamlError(path, 1, "the file is empty; expected a mapping")
     if not isinstance(data, dict):
         raise YamlError(path, 1, f"expected a mapping at the top level, got {type(data).__name__}")
     dup = _duplicate_key(root)

@@ -22,13 +22,22 @@ def die(msg: str, code: int = 2) -> "typer.Exit":
 def build_guard(policy: Optional[Path], detectors: Optional[dict[str, dict]] = None) -> Guard:
     """Load the policy (enabling or configuring `detectors` on top of it) and build
     its detectors, turning config errors into exit code 2."""
+    from ..detectors.base import DetectorError, available
+
     try:
         pol = load_policy(policy)
-        for name, opts in (detectors or {}).items():
-            current = pol.detectors[name].options if name in pol.detectors else {}
-            pol.detectors[name] = DetectorConfig(**{**current, **opts, "enabled": True})
-        return Guard(pol)
     except YamlError as e:
         raise die(str(e)) from None
     except (OSError, ValueError) as e:
         raise die(f"cannot load policy: {e}") from None
+    for name, opts in (detectors or {}).items():
+        if name not in available():
+            raise die(f"detector {name!r} is not available; available: {', '.join(available())}")
+        current = pol.detectors[name].options if name in pol.detectors else {}
+        pol.detectors[name] = DetectorConfig(**{**current, **opts, "enabled": True})
+    try:
+        return Guard(pol)
+    except YamlError as e:  # a rule set or other file the policy names
+        raise die(str(e)) from None
+    except (DetectorError, OSError, ValueError, ImportError) as e:
+        raise die(f"cannot build the policy's detectors: {e}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -26,8 +27,28 @@ class FailOn(str, enum.Enum):
     never = "never"
 
 
+# --fail-on flag: a flag, sanitize or block verdict fails; --fail-on block: sanitize or block
 _FAIL_RANK = {"flag": 1, "block": 2}
 _VERDICT_FAIL = {"allow": 0, "flag": 1, "sanitize": 2, "block": 2, "error": 0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNIT = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """'10000000', '10MB', '10M', '512KiB' → bytes."""
+    m = _SIZE.match(text)
+    if not m:
+        raise typer.BadParameter(f"{text!r} is not a size (e.g. 10000000, 10MB, 512KiB)")
+    unit = (m.group(2) or "").lower().removesuffix("b")
+    return int(float(m.group(1)) * _UNIT[unit])
+
+
+def _exit_code(worst: int, errors: int, fail_on: FailOn) -> int:
+    if errors:
+        return 2
+    if fail_on is not FailOn.never and worst >= _FAIL_RANK[fail_on.value]:
+        return 1
+    return 0
 
 
 @app.command()
@@ -35,51 +56,75 @@ def scan(
     paths: List[Path] = typer.Argument(..., help="Prompt files or directories (walked recursively)."),
     policy: Optional[Path] = PolicyOption,
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="Report format."),
-    fail_on: FailOn = typer.Option(FailOn.block, "--fail-on", help="Exit 1 when a file's verdict reaches this."),
+    fail_on: FailOn = typer.Option(
+        FailOn.block, "--fail-on",
+        help="Exit 1 when a file's verdict reaches this: 'flag' (flag, sanitize or block), "
+             "'block' (sanitize or block), or 'never'.",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
-    max_bytes: int = typer.Option(10 * 1024 * 1024, "--max-bytes", help="Skip (with an error) files larger than this."),
+    max_bytes: str = typer.Option(
+        "10MB", "--max-bytes", help="Files larger than this get a 'too large' error instead of a scan (10MB, 50MiB, 1000000)."
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=1,
+        help="Processes to check files in (default: one per CPU for 200+ files when the detectors allow it).",
+    ),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline directory from `promptguard baseline build`."),
 ) -> None:
     """Scan prompt files for injections, poisoned demonstrations and hidden content.
 
-    Exit codes: 0 nothing at or above --fail-on, 1 something is, 2 usage or I/O error.
+    Files: .txt .md .prompt .tmpl (prompt text, few-shot blocks split out), .json .yaml .yml
+    (OpenAI messages, {"messages": ...}, {"prompt": ...}, LangChain prompt files), .jsonl
+    (one of those per line). A file that cannot be read or parsed gets an error in the
+    report and the scan goes on.
+
+    Exit codes: 0 nothing at or above --fail-on; 1 something is; 2 usage error, bad policy,
+    or a file that could not be scanned (the report is still written in full).
     """
     from ..parsing.files import iter_prompt_files
     from ..report import print_table, to_json, to_sarif
     from ..scanner import scan_paths
 
+    try:
+        limit = parse_size(max_bytes)
+    except typer.BadParameter as e:
+        raise die(f"--max-bytes: {e}") from None
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise die(f"no such file or directory: {', '.join(missing)}")
     guard = build_guard(policy, {"baseline": {"path": str(baseline)}} if baseline else None)
     files = list(iter_prompt_files(list(paths)))
-
-    if fmt is Format.table and len(files) > 50 and sys.stderr.isatty():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as progress:
-            task = progress.add_task("scanning", total=len(files))
-            report = scan_paths(paths, guard, max_bytes=max_bytes, files=files,
-                                on_file=lambda _r: progress.advance(task))
-    else:
-        report = scan_paths(paths, guard, max_bytes=max_bytes, files=files)
-
     try:
         out = open(output, "w", encoding="utf-8") if output else sys.stdout
     except OSError as e:
-        raise die(f"cannot write {output}: {e.strerror}") from None
+        raise die(f"cannot write {output}: {e.strerror or e}") from None
+
     try:
+        if len(files) > 50 and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            with Progress(console=Console(stderr=True), transient=True) as progress:
+                task = progress.add_task("scanning", total=len(files))
+                report = scan_paths(paths, guard, max_bytes=limit, files=files, workers=workers,
+                                    on_file=lambda _r: progress.advance(task))
+        else:
+            report = scan_paths(paths, guard, max_bytes=limit, files=files, workers=workers)
+
         if fmt is Format.json:
             out.write(to_json(report) + "\n")
         elif fmt is Format.sarif:
-            out.write(json.dumps(to_sarif(report), indent=2) + "\n")
+            out.write(json.dumps(to_sarif(report), indent=2, ensure_ascii=False) + "\n")
         else:
             print_table(report, file=out)
     finally:
         if output:
             out.close()
 
-    if fail_on is not FailOn.never:
-        worst = max((_VERDICT_FAIL[f.verdict] for f in report.files), default=0)
-        if worst >= _FAIL_RANK[fail_on.value]:
-            raise typer.Exit(1)
+    errors = sum(1 for f in report.files if f.verdict == "error")
+    if errors:
+        typer.echo(f"promptguard: {errors} file(s) could not be scanned (see the report)", err=True)
+    worst = max((_VERDICT_FAIL[f.verdict] for f in report.files), default=0)
+    code = _exit_code(worst, errors, fail_on)
+    if code:
+        raise typer.Exit(code)

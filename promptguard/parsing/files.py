@@ -83,9 +83,16 @@ class ParsedFile:
                 return self.line_at(loc.start)
         base = self.prompt_lines.get(segment.prompt, 1)
         offset = self.offset_of_line(base)
-        # the evidence as written in the file: raw (YAML, JSON with raw Unicode) or escaped
-        needle = segment.text[start : start + 40].split("\n")[0].strip()
-        if needle:
+        # the text at `start` as written in the file: raw (YAML, JSON with raw Unicode) or
+        # escaped; then, for text rendered from a template (LangChain examples), the value
+        # after a label ("Input: happy" → "happy")
+        first = segment.text[start : start + 40].split("\n")[0].strip()
+        needles = [first]
+        if ": " in first:
+            needles.append(first.split(": ", 1)[1].strip())
+        for needle in needles:
+            if len(needle) < 2:
+                continue
             for candidate in dict.fromkeys(
                 (needle, json.dumps(needle, ensure_ascii=False)[1:-1], json.dumps(needle)[1:-1])
             ):
