@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import fnmatch
 import json
 import logging
 import time
@@ -381,11 +382,11 @@ def create_app(settings: ProxySettings | None = None, *,
             body = parse_body(raw, endpoint)
             rec.model = body.get("model") or ""
             rec.stream = body.get("stream") is True
+            segments = segments_for(body)
             ptext = prompt_text(body)
             rec.prompt_sha256 = sha256_text(ptext)
             if s.store_text:
                 rec.prompt_text = ptext
-            segments = segments_for(body)
 
             # inbound check
             result = await key.checker.check(segments, "inbound")
@@ -630,7 +631,13 @@ def create_app(settings: ProxySettings | None = None, *,
     async def _passthrough(request: Request, path: str) -> Response:
         rid: str = request.state.request_id
         try:
+            if path.strip("/") in ("chat/completions", "completions"):
+                raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on /v1/{path}; use POST",
+                                 kind="bad_request")
             key = state.authenticate(request)
+            if any(fnmatch.fnmatchcase(path.strip("/"), pat) for pat in s.passthrough_deny):
+                raise ProxyError(403, "route_not_checked", f"/v1/{path} carries prompts this proxy does not check, "
+                                 "so it is refused (setting passthrough_deny)", kind="denied")
             raw = await _read_body(request, s.max_body_bytes)
             assert state.upstream is not None
             headers = forward_request_headers(request.headers, key.upstream_auth)
@@ -638,8 +645,7 @@ def create_app(settings: ProxySettings | None = None, *,
                                              headers=headers, content=raw or None)
         except ProxyError as e:
             metrics.errors.labels(e.kind).inc()
-            if e.status == 401:
-                _set_decision(request, ERROR_DECISION)
+            _set_decision(request, ERROR_DECISION)
             return _error_response(e, rid)
 
         async def body() -> AsyncIterator[bytes]:

@@ -61,6 +61,8 @@ def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
         raise ProxyError(400, "invalid_request", "'stream' must be a boolean", param="stream")
     if key == "prompt":
         p = body["prompt"]
+        if not isinstance(p, (str, list)):
+            raise ProxyError(400, "invalid_request", "'prompt' must be a string or a list of strings", param="prompt")
         if isinstance(p, list) and p and not all(isinstance(x, str) for x in p):
             # token-id prompts cannot be read, so they cannot be checked
             raise ProxyError(400, "invalid_request", "'prompt' must be a string or a list of strings "

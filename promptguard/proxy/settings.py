@@ -132,6 +132,11 @@ class ProxySettings(BaseSettings):
     stream_check_every_chars: int = Field(
         default=32, ge=1, description="Re-check a streamed answer each time this many new characters arrive.")
 
+    passthrough_deny: list[str] = Field(
+        default_factory=lambda: ["responses", "responses/*", "assistants*", "threads*", "realtime*"],
+        description="Other /v1 routes (globs, without /v1/) that carry prompts the proxy cannot check: refused "
+                    "with 403 instead of passed through unchecked.")
+
     # -- who may call -----------------------------------------------------------
     api_keys: list[ApiKey] = Field(default_factory=list,
                                    description="Proxy API keys; when set, every /v1 request must present one.")
