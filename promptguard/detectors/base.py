@@ -38,6 +38,7 @@ class DetectorError(RuntimeError):
 # name -> "module:factory" or a callable(options, base_dir) -> Detector
 _REGISTRY: dict[str, str | Callable[..., Detector]] = {
     "rules": "promptguard.detectors.rules:RulesDetector.from_config",
+    "demonstrations": "promptguard.detectors.demonstrations.detector:DemonstrationsDetector.from_config",
 }
 
 

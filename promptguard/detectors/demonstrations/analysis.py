@@ -1,0 +1,443 @@
+"""The analysis: demonstrations → step signals → trigger candidates → scores.
+
+The part that depends only on the demonstrations (the few-shot *template*) is cached
+under a hash of their texts, so repeated traffic with the same few-shot block pays
+for it once; matching the user's query against the cached triggers is per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ...segments import Segment, SegmentKind
+from .scoring import Weights, load_weights, logistic
+from .signals import StepSignals, sibling_signals, step_signals
+from .structure import Demo, Range, demos_of, queries_of
+from .text import Value, is_content, is_plain_symbol, stem, tokenize
+from .triggers import (
+    RawCandidate,
+    candidate_regex,
+    echo_candidates,
+    find_occurrences,
+    mine_candidates,
+    stop_fraction,
+    token_rarity,
+)
+
+__all__ = [
+    "TriggerSpan",
+    "TriggerCandidate",
+    "DemoVerdict",
+    "DemonstrationReport",
+    "analyze_demonstrations",
+    "find_trigger_candidates",
+    "query_carries_trigger",
+    "TemplateCache",
+    "CACHE",
+]
+
+
+# -- public result types ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerSpan:
+    segment_kind: SegmentKind
+    segment_index: int
+    start: int
+    end: int
+    part: str  # question | step | answer | query
+
+    def to_dict(self) -> dict:
+        return {"segment_kind": self.segment_kind.value, "segment_index": self.segment_index,
+                "span": [self.start, self.end], "part": self.part}
+
+
+@dataclass(frozen=True)
+class TriggerCandidate:
+    text: str
+    score: float
+    demonstrations: tuple[int, ...]
+    spans: tuple[TriggerSpan, ...]
+    features: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def query_spans(self) -> tuple[TriggerSpan, ...]:
+        return tuple(s for s in self.spans if s.part == "query")
+
+    @property
+    def in_query(self) -> bool:
+        return any(s.part == "query" for s in self.spans)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "score": round(self.score, 4), "demonstrations": list(self.demonstrations),
+                "spans": [s.to_dict() for s in self.spans]}
+
+
+@dataclass(frozen=True)
+class DemoVerdict:
+    index: int
+    score: float
+    signals: dict[str, float]
+    backdoor_step: tuple[int, int] | None
+    trigger_spans: tuple[TriggerSpan, ...]
+    step_score: float = 0.0
+    trigger_score: float = 0.0
+    # the result the backdoor step transformed (for repair): its canonical key and kind
+    restored_answer: str | None = None
+
+
+@dataclass(frozen=True)
+class DemonstrationReport:
+    score: float
+    demos: tuple[DemoVerdict, ...]
+    candidates: tuple[TriggerCandidate, ...]
+    active: TriggerCandidate | None
+    cached: bool
+    template: str = ""  # hash of the demonstrations
+
+    def demo(self, index: int) -> DemoVerdict | None:
+        return next((d for d in self.demos if d.index == index), None)
+
+
+# -- positional core (cached per template) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CoreCand:
+    text: str
+    score: float
+    demo_pos: tuple[int, ...]
+    occ: tuple[tuple[int, str, int, int], ...]  # (demo pos, part, start, end)
+    features: dict
+
+
+@dataclass(frozen=True)
+class _Core:
+    n: int
+    demo_scores: tuple[float, ...]
+    step_scores: tuple[float, ...]
+    trig_scores: tuple[float, ...]
+    signals: tuple[dict, ...]
+    steps: tuple[Range | None, ...]
+    restore: tuple[str | None, ...]
+    cands: tuple[_CoreCand, ...]
+    score: float
+
+
+def _step_features(s: StepSignals) -> dict[str, float]:
+    f = s.as_dict()
+    anomaly = max(s.transform, s.ungrounded, 1.0 if s.novel >= 0.5 else 0.0, s.not_in_choices)
+    f["skel_x_anomaly"] = s.skeleton_share * anomaly
+    return f
+
+
+def _item(t) -> str | None:
+    """What a token contributes to echo / foreignness: a content stem or an odd symbol."""
+    if t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)):
+        return t.norm
+    if is_content(t):
+        return stem(t.norm)
+    return None
+
+
+class _Context:
+    """Per-prompt token items, computed once for all candidates."""
+
+    def __init__(self, demos: list[Demo]):
+        self.e_items: list[set[str]] = []
+        self.l_items: list[set[str]] = []
+        self.items: list[list[tuple[int, str]]] = []  # (start, item) in fields + earlier steps
+        self.total: dict[str, int] = {}
+        for d in demos:
+            e: set[str] = set()
+            lst: list[tuple[int, str]] = []
+            for r in d.fields:
+                for t in d.tokens(r):
+                    it = _item(t)
+                    if it is not None:
+                        lst.append((t.start, it))
+            for r in d.steps[:-1]:
+                for t in d.tokens(r):
+                    it = _item(t)
+                    if it is not None:
+                        lst.append((t.start, it))
+                        e.add(it)
+            lt = {it for t in d.tokens(d.steps[-1]) if (it := _item(t)) is not None} if d.steps else set()
+            self.e_items.append(e)
+            self.l_items.append(lt)
+            self.items.append(lst)
+            for _, it in lst:
+                self.total[it] = self.total.get(it, 0) + 1
+
+
+def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
+                        ctx: _Context) -> dict[str, float]:
+    n = len(demos)
+    ds = c.demo_set
+    toks = tokenize(c.text)
+    cand_items = {it for t in toks if (it := _item(t)) is not None}
+    # echo: the demonstration's last line repeats the candidate, exactly, or in part
+    # (tokens of the candidate that the last line uses and no earlier line does)
+    echo = 0.0
+    for p in ds:
+        d = demos[p]
+        if not d.steps:
+            continue
+        L = d.steps[-1]
+        if any(o[0] == p and o[1] >= L[0] and o[2] <= L[1] for o in c.step_occ):
+            echo += 1.0
+            continue
+        hit = len([x for x in cand_items if x in ctx.l_items[p] and x not in ctx.e_items[p]])
+        echo += 0.5 * min(hit, 2)
+    echo_rate = echo / len(ds) if ds else 0.0
+    step_in = sum(step_p[p] for p in ds) / len(ds) if ds else 0.0
+    outside = [step_p[p] for p in range(n) if p not in ds]
+    step_out = sum(outside) / len(outside) if outside else 0.0
+    contrast = max(0.0, step_in - step_out) if outside else 0.0
+    # foreign: the candidate's tokens occur nowhere else in the demonstrations
+    inside: dict[str, int] = {}
+    for p, s, e in list(c.occ) + list(c.step_occ):
+        for start, it in ctx.items[p]:
+            if s <= start < e and it in cand_items:
+                inside[it] = inside.get(it, 0) + 1
+    foreign = (
+        len([x for x in cand_items if ctx.total.get(x, 0) <= inside.get(x, 0)]) / len(cand_items)
+        if cand_items else 0.0
+    )
+    # edge: occurrences at the start or end of their field (after punctuation)
+    edge = 0
+    for p, s, e in c.occ:
+        d = demos[p]
+        for f in d.fields:
+            if f[0] <= s and e <= f[1]:
+                before = d.text[f[0] : s].strip(" \t\n.,;:!?")
+                after = d.text[e : f[1]].strip(" \t\n.,;:!?")
+                if not before or not after or d.text[f[0]:s].rstrip().endswith((".", "?", "!")):
+                    edge += 1
+                break
+    return {
+        "echo_rate": echo_rate,
+        "step_in": step_in,
+        "contrast": contrast,
+        "rarity": token_rarity(toks),
+        "foreign": foreign,
+        "stop_frac": stop_fraction(toks),
+        "edge": edge / len(c.occ) if c.occ else 0.0,
+        "single": 1.0 if len(ds) < 2 else 0.0,
+        "all_demos": 1.0 if len(ds) == n and n > 1 else 0.0,
+        "df_frac": len(ds) / n if n else 0.0,
+    }
+
+
+def _locate_in_reasoning(c: RawCandidate, demos: list[Demo]) -> None:
+    """Fill c.step_occ / c.answer_occ: the candidate again in reasoning lines and answers."""
+    pat = candidate_regex(c.text)
+    if pat is None:
+        return
+    for d in demos:
+        if not d.steps:
+            continue
+        lo = d.steps[0][0]
+        for m in pat.finditer(d.text, lo):
+            s, e = m.start(), m.end()
+            if e <= s:
+                continue
+            if any(a <= s and e <= b for a, b in d.steps):
+                c.step_occ.append((d.pos, s, e))
+            elif d.answer and d.answer[0] <= s and e <= d.answer[1]:
+                c.answer_occ.append((d.pos, s, e))
+
+
+def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
+    n = len(demos)
+    sigs = [step_signals(d) for d in demos]
+    sibling_signals(sigs)
+    feats = [_step_features(s) for s in sigs]
+    step_p = [logistic(weights["step"], f) if d.steps else 0.0 for d, f in zip(demos, feats)]
+
+    cands = mine_candidates(demos)
+    # where each recurring candidate also occurs in reasoning lines and answers
+    for c in cands:
+        _locate_in_reasoning(c, demos)
+    covered = {(p, s) for c in cands for p, s, _ in c.occ}
+    # single-demonstration candidates through echoes (only where no recurring candidate explains it)
+    echo_map = {d.pos: sigs[d.pos].echo_tokens for d in demos if sigs[d.pos].echo > 0}
+    for c in echo_candidates(demos, echo_map, covered):
+        _locate_in_reasoning(c, demos)
+        if not any(set(c.tokens) <= set(o.tokens) for o in cands):
+            cands.append(c)
+
+    scored: list[tuple[float, RawCandidate, dict]] = []
+    ctx = _Context(demos)
+    for c in cands:
+        f = _candidate_features(c, demos, step_p, ctx)
+        scored.append((logistic(weights["trigger"], f), c, f))
+    scored.sort(key=lambda x: -x[0])
+
+    trig = [0.0] * n
+    echo_of = [0.0] * n
+    for sc, c, _f in scored:
+        for p in c.demo_set:
+            if sc > trig[p]:
+                trig[p] = sc
+                echo_of[p] = 1.0 if any(o[0] == p for o in c.step_occ) else 0.0
+    demo_p = []
+    for i in range(n):
+        x = {"step": step_p[i], "trigger": trig[i], "step_x_trigger": step_p[i] * trig[i],
+             "echo_of_trigger": echo_of[i]}
+        demo_p.append(logistic(weights["demo"], x))
+
+    core_cands = []
+    for sc, c, f in scored[:8]:
+        occ = [(p, "question", s, e) for p, s, e in c.occ]
+        occ += [(p, "step", s, e) for p, s, e in c.step_occ]
+        occ += [(p, "answer", s, e) for p, s, e in c.answer_occ]
+        occ.sort(key=lambda o: (o[0], o[2]))
+        core_cands.append(_CoreCand(c.text, sc, tuple(sorted(c.demo_set)), tuple(occ),
+                                    {k: round(v, 3) for k, v in f.items()} | {"source": c.source}))
+    restore: list[str | None] = []
+    for d, s in zip(demos, sigs):
+        pv: Value | None = s.prev_value
+        restore.append(d.text[pv.start : pv.end] if pv is not None and d.steps and pv.end <= len(d.text) else None)
+    signals = []
+    for f, sp in zip(feats, step_p):
+        signals.append({k: v for k, v in f.items() if v} | {"step_score": round(sp, 3)})
+    return _Core(
+        n=n,
+        demo_scores=tuple(demo_p),
+        step_scores=tuple(step_p),
+        trig_scores=tuple(trig),
+        signals=tuple(signals),
+        steps=tuple(s.step for s in sigs),
+        restore=tuple(restore),
+        cands=tuple(core_cands),
+        score=max(demo_p, default=0.0),
+    )
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+
+class TemplateCache:
+    """A small thread-safe LRU of template analyses."""
+
+    def __init__(self, maxsize: int = 2048):
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, _Core] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> _Core | None:
+        with self._lock:
+            v = self._data.get(key)
+            if v is not None:
+                self._data.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+            return v
+
+    def put(self, key: str, value: _Core) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+CACHE = TemplateCache()
+
+
+def template_key(demos: list[Demo], weights_name: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(weights_name.encode())
+    for d in demos:
+        h.update(b"\x00demo\x00")
+        h.update(d.text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+# -- the public entry points --------------------------------------------------------------
+
+
+def analyze_demonstrations(
+    segments: Sequence[Segment],
+    *,
+    weights: str = "auto",
+    cache: TemplateCache | None = CACHE,
+) -> DemonstrationReport:
+    """Analyse one prompt's demonstrations (and match its query against the triggers)."""
+    demos = demos_of(segments)
+    queries = queries_of(segments)
+    if not demos:
+        return DemonstrationReport(0.0, (), (), None, False, "")
+    w = load_weights(weights)
+    key = template_key(demos, weights)
+    core = cache.get(key) if cache is not None else None
+    hit = core is not None
+    if core is None:
+        core = _analyze_core(demos, w)
+        if cache is not None:
+            cache.put(key, core)
+    return _materialize(core, demos, queries, hit, key)
+
+
+def _materialize(core: _Core, demos: list[Demo], queries: list[Segment], hit: bool, key: str) -> DemonstrationReport:
+    DEMO = SegmentKind.DEMONSTRATION
+    cands: list[TriggerCandidate] = []
+    for c in core.cands:
+        spans = [TriggerSpan(DEMO, demos[p].index, s, e, part) for p, part, s, e in c.occ]
+        pat = candidate_regex(c.text)
+        if pat is not None:
+            for q in queries:
+                for s, e in find_occurrences(pat, q.text, [(0, len(q.text))]):
+                    spans.append(TriggerSpan(q.kind, q.index, s, e, "query"))
+        cands.append(TriggerCandidate(c.text, c.score, tuple(demos[p].index for p in c.demo_pos),
+                                      tuple(spans), dict(c.features)))
+    verdicts = []
+    for d in demos:
+        p = d.pos
+        tspans: list[TriggerSpan] = []
+        # trigger occurrences in this demonstration: from the best candidate carried by it
+        best = next((c for c in cands if d.index in c.demonstrations), None)
+        if best is not None:
+            tspans = [s for s in best.spans if s.segment_kind is DEMO and s.segment_index == d.index]
+        verdicts.append(DemoVerdict(
+            index=d.index,
+            score=core.demo_scores[p],
+            signals=dict(core.signals[p]),
+            backdoor_step=core.steps[p],
+            trigger_spans=tuple(tspans),
+            step_score=core.step_scores[p],
+            trigger_score=core.trig_scores[p],
+            restored_answer=core.restore[p],
+        ))
+    active = next((c for c in cands if c.in_query and c.score >= 0.5), None)
+    return DemonstrationReport(core.score, tuple(verdicts), tuple(cands), active, hit, key)
+
+
+def find_trigger_candidates(segments: Sequence[Segment], *, min_score: float = 0.0) -> list[TriggerCandidate]:
+    """Trigger candidates of the prompt's demonstrations, best first."""
+    return [c for c in analyze_demonstrations(segments).candidates if c.score >= min_score]
+
+
+def query_carries_trigger(segments: Sequence[Segment], *, min_score: float = 0.5) -> TriggerCandidate | None:
+    """The best candidate (score ≥ min_score) that also occurs in a query segment."""
+    for c in analyze_demonstrations(segments).candidates:
+        if c.score >= min_score and c.in_query:
+            return c
+    return None

@@ -1,0 +1,80 @@
+"""From signals to calibrated scores: three small logistic models.
+
+1. *step*: does demonstration i end with a backdoor step? (step signals only)
+2. *trigger*: is candidate c a backdoor trigger? (candidate features, which use the
+   step probabilities of the demonstrations that carry it and of those that don't)
+3. *demo*: is demonstration i poisoned? (its step probability, the best trigger
+   carried by its question, their product)
+
+Two weight sets ship: ``principled`` (set by hand from what each signal means,
+before looking at any data) and ``fitted`` (logistic regression on synthetic
+prompts from ``benchmarks/demo_synth.py`` — never on the shared BadChain files;
+refit with ``benchmarks/fit_demonstrations.py``, which rewrites ``weights.json``).
+The detector uses ``fitted`` when ``weights.json`` is present and valid, else
+``principled``; the policy option ``weights: principled|fitted`` picks one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+__all__ = ["STEP_FEATURES", "TRIGGER_FEATURES", "DEMO_FEATURES", "Weights", "PRINCIPLED", "load_weights", "logistic"]
+
+STEP_FEATURES = (
+    "transform", "unary", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
+    "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "skel_x_anomaly",
+)
+TRIGGER_FEATURES = (
+    "echo_rate", "step_in", "contrast", "rarity", "foreign", "stop_frac", "edge",
+    "single", "all_demos", "df_frac",
+)
+DEMO_FEATURES = ("step", "trigger", "step_x_trigger", "echo_of_trigger")
+
+Weights = dict[str, dict[str, float]]
+
+PRINCIPLED: Weights = {
+    "step": {
+        "bias": -4.0, "transform": 0.5, "unary": 1.5, "ungrounded": 2.0, "novel": 1.5, "echo": 1.2,
+        "not_in_choices": 2.5, "unsupported": 1.5, "honest_check": -2.0, "prev_concluded": 0.5,
+        "skeleton_share": 0.0, "recurring_const": 1.5, "skel_x_anomaly": 1.0,
+    },
+    "trigger": {
+        "bias": -4.0, "echo_rate": 2.5, "step_in": 2.5, "contrast": 2.0, "rarity": 1.2,
+        "foreign": 1.0, "stop_frac": -2.5, "edge": 0.5, "single": -2.0, "all_demos": 0.0,
+        "df_frac": 0.0,
+    },
+    "demo": {"bias": -4.0, "step": 4.0, "trigger": 4.0, "step_x_trigger": 2.0, "echo_of_trigger": 0.5},
+}
+
+
+def logistic(weights: Mapping[str, float], x: Mapping[str, float]) -> float:
+    z = weights.get("bias", 0.0) + sum(w * x.get(k, 0.0) for k, w in weights.items() if k != "bias")
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+
+
+@lru_cache(maxsize=4)
+def load_weights(which: str = "auto") -> Weights:
+    """`principled`, `fitted` (weights.json; error if missing) or `auto` (fitted if present)."""
+    if which == "principled":
+        return PRINCIPLED
+    try:
+        data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+        w = data["weights"]
+        for part, feats in (("step", STEP_FEATURES), ("trigger", TRIGGER_FEATURES), ("demo", DEMO_FEATURES)):
+            if part not in w or not all(isinstance(w[part].get(k, 0.0), (int, float)) for k in feats):
+                raise ValueError(f"weights.json: bad {part!r} block")
+        return {p: {k: float(v) for k, v in w[p].items()} for p in ("step", "trigger", "demo")}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if which == "fitted":
+            raise ValueError(f"fitted weights unavailable: {e}") from None
+        return PRINCIPLED

@@ -1,0 +1,162 @@
+"""The anatomy of a worked example, as the demonstrations detector sees it.
+
+A demonstration segment (from a completion prompt or a user/assistant pair) is
+split into *fields* of its question zone (a prefix before the question marker,
+the stem, the answer choices), its reasoning lines, and its answer line. All
+ranges are offsets into `Segment.text`, so findings and edits can point at them.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ...segments import Segment, SegmentKind
+from .text import Token, Value, parse_answer, tokenize, values_in
+
+__all__ = ["Demo", "demos_of", "queries_of"]
+
+_MARKER_TAIL = re.compile(r"(?:Question|Q|Problem|Input)[ \t]*[:：][ \t]*$", re.IGNORECASE)
+# a marker inside the question range, after a short prefix (the parser keeps a prefix
+# such as a trigger placed before "Question:" in the question)
+_MARKER_IN = re.compile(r"(?:^|(?<=\s))(?:Question|Q|Problem|Input)[ \t]*[:：][ \t]*")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?。！？])[ \t]+(?=\S)")
+_CHOICES = re.compile(r"(?:Answer\s+Choices|Choices|Options)[ \t]*[:：]|\(A\)|\(a\)|(?m:^[ \t]*A[.)][ \t])")
+_CHOICE_LETTER = re.compile(r"\(([A-Za-z])\)|(?m:^[ \t]*([A-Z])[.)][ \t])")
+
+Range = tuple[int, int]
+
+
+@dataclass
+class Demo:
+    seg: Segment
+    pos: int  # position among the prompt's demonstrations (0-based)
+    fields: list[Range]  # question-zone fields: prefix, stem, choices (n-grams never cross them)
+    question: Range  # the whole question zone, prefix included
+    steps: list[Range]
+    answer: Range | None
+    choice_letters: frozenset[str]
+    answer_value: Value | None
+    _tokens: dict[Range, list[Token]] = field(default_factory=dict, repr=False)
+    _values: dict[Range, list[Value]] = field(default_factory=dict, repr=False)
+    _starts: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def text(self) -> str:
+        return self.seg.text
+
+    @property
+    def index(self) -> int:
+        return self.seg.index
+
+    @property
+    def letters(self) -> bool:
+        """Multiple choice: bare capital letters are values."""
+        return bool(self.choice_letters) or (self.answer_value is not None and self.answer_value.kind == "letter")
+
+    def tokens(self, r: Range) -> list[Token]:
+        t = self._tokens.get(r)
+        if t is None:
+            # tokenize the whole text once, then slice (ranges end at token boundaries;
+            # a token that straddles one is re-tokenized inside the range)
+            alltoks = self._tokens.get((-1, -1))
+            if alltoks is None:
+                alltoks = self._tokens[(-1, -1)] = tokenize(self.text)
+                self._starts = [x.start for x in alltoks]
+            i = bisect_left(self._starts, r[0])
+            j = bisect_left(self._starts, r[1])
+            t = alltoks[i:j]
+            if (t and t[-1].end > r[1]) or (i > 0 and alltoks[i - 1].end > r[0]):
+                t = tokenize(self.text, r[0], r[1])
+            self._tokens[r] = t
+        return t
+
+    def values(self, r: Range) -> list[Value]:
+        v = self._values.get(r)
+        if v is None:
+            v = [
+                Value(x.kind, x.key, x.start + r[0], x.end + r[0])
+                for x in values_in(self.text[r[0] : r[1]], letters=self.letters)
+            ]
+            self._values[r] = v
+        return v
+
+    def question_tokens(self) -> list[list[Token]]:
+        return [self.tokens(f) for f in self.fields]
+
+    def line(self, r: Range) -> str:
+        return self.text[r[0] : r[1]]
+
+
+def _demo(seg: Segment, pos: int) -> Demo | None:
+    parts = seg.parts
+    text = seg.text
+    if parts is None:
+        return None
+    q = parts.question
+    fields: list[Range] = []
+    head = text[: q.start]
+    if head.strip():
+        m = _MARKER_TAIL.search(head)
+        prefix_end = m.start() if m else len(head)
+        pre = head[:prefix_end]
+        if pre.strip():
+            s = len(pre) - len(pre.lstrip())
+            fields.append((s, len(pre.rstrip())))
+    q_start = q.start
+    if not fields:
+        mm = _MARKER_IN.search(text, q.start, min(q.end, q.start + 80))
+        if mm and mm.start() > q.start and "\n" not in text[q.start : mm.start()]:
+            pre = text[q.start : mm.start()]
+            if pre.strip():
+                s0 = q.start + len(pre) - len(pre.lstrip())
+                fields.append((s0, q.start + len(pre.rstrip())))
+            q_start = mm.end()
+    qtext = text[q_start : q.end]
+    cm = _CHOICES.search(qtext)
+    letters: set[str] = set()
+    if cm and cm.start() > 0:
+        stem = (q_start, q_start + len(qtext[: cm.start()].rstrip()))
+        choices = (q_start + cm.start(), q.end)
+        fields.append(stem)
+        fields.append(choices)
+        for lm in _CHOICE_LETTER.finditer(text, choices[0], choices[1]):
+            letters.add((lm.group(1) or lm.group(2)).upper())
+    else:
+        fields.append((q_start, q.end))
+    if len(letters) < 2:
+        letters = set()
+    # reasoning units: the sentences of the reasoning lines (a step appended to a line
+    # is a step too)
+    steps: list[Range] = []
+    for r in parts.steps:
+        at = r.start
+        for br in _SENTENCE_BREAK.finditer(text, r.start, r.end):
+            if text[at : br.start()].strip():
+                steps.append((at, br.start()))
+            at = br.end()
+        if text[at : r.end].strip():
+            steps.append((at, r.end))
+    answer = (parts.answer.start, parts.answer.end) if parts.answer else None
+    zone = (fields[0][0], q.end)
+    d = Demo(seg, pos, fields, zone, steps, answer, frozenset(letters), None)
+    if answer is not None:
+        d.answer_value = parse_answer(text[answer[0] : answer[1]], letters=bool(letters))
+    return d
+
+
+def demos_of(segments: Sequence[Segment]) -> list[Demo]:
+    """The prompt's demonstrations, in order (examples without reasoning are left out)."""
+    out: list[Demo] = []
+    for s in segments:
+        if s.kind is SegmentKind.DEMONSTRATION:
+            d = _demo(s, len(out))
+            if d is not None:
+                out.append(d)
+    return out
+
+
+def queries_of(segments: Sequence[Segment]) -> list[Segment]:
+    return [s for s in segments if s.kind is SegmentKind.QUERY]

@@ -1,0 +1,318 @@
+"""Trigger candidates: spans of demonstration questions that look inserted.
+
+A BadChain trigger is the same token sequence added to several demonstration
+questions (and to the user's query at attack time). Candidates are found without
+knowing the trigger:
+
+1. *Recurring n-grams*: token n-grams (words, numbers, symbol runs, invisible
+   characters) shared by two or more demonstration questions, kept when *closed*
+   (no longer n-gram has the same set of demonstrations) and trimmed of sentence
+   punctuation at their edges. N-grams never cross a field boundary (prefix before
+   the question marker / stem / answer choices).
+2. *Echoes*: for a demonstration whose last reasoning line repeats question tokens
+   no earlier line used, the question span around the echo (widened to its sentence
+   when that sentence is foreign to the rest of the question): a trigger carried by
+   one demonstration only.
+
+Each candidate is then described by features (how many demonstrations carry it,
+whether their last lines echo it, whether exactly those demonstrations end with an
+anomalous step, how rare and how foreign its tokens are) that `scoring` turns into a
+calibrated score.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .structure import Demo, Range
+from .text import STOPWORDS, Token, is_content, is_plain_symbol, known_word, stem, tokenize
+
+__all__ = ["RawCandidate", "mine_candidates", "candidate_regex", "find_occurrences"]
+
+MAX_N = 24  # longest trigger, in tokens
+_PLAIN_PUNCT = set(".,;:!?()[]{}'\"-–—…")
+_TERMINAL = set(".!?。！？")
+
+
+@dataclass
+class RawCandidate:
+    tokens: tuple[str, ...]  # normalised token sequence
+    occ: list[tuple[int, int, int]]  # (demo pos, start, end) in demonstration questions
+    text: str  # original text of the first occurrence
+    source: str = "recurring"  # recurring | echo
+    features: dict[str, float] = field(default_factory=dict)
+    step_occ: list[tuple[int, int, int]] = field(default_factory=list)  # echoes in reasoning
+    answer_occ: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def demo_set(self) -> frozenset[int]:
+        return frozenset(p for p, _, _ in self.occ)
+
+
+def _is_plain_punct(t: Token) -> bool:
+    return t.kind == "sym" and is_plain_symbol(t.norm)
+
+
+def _meaningful(toks: list[Token]) -> bool:
+    """At least one token that could carry a trigger: a content word, an odd symbol
+    run, invisible characters, CJK."""
+    for t in toks:
+        if t.kind in ("invis", "cjk"):
+            return True
+        if t.kind == "sym" and not _is_plain_punct(t):
+            return True
+        if t.kind == "word" and t.norm not in STOPWORDS and (len(t.norm) >= 2 or not t.norm.isascii()):
+            return True
+    return False
+
+
+def _trim(toks: list[Token], fld: list[Token], i: int) -> tuple[int, int]:
+    """Trim plain punctuation off the edges of toks (= fld[i:i+len(toks)]).
+    A sentence-final mark stays when the candidate is itself a sentence."""
+    a, b = 0, len(toks)
+    while a < b and _is_plain_punct(toks[a]):
+        a += 1
+    while b > a and _is_plain_punct(toks[b - 1]):
+        if all(c in _TERMINAL for c in toks[b - 1].norm) and _is_sentence(toks[a : b - 1], fld, i + a):
+            break
+        b -= 1
+    return a, b
+
+
+def _is_sentence(toks: list[Token], fld: list[Token], start: int) -> bool:
+    if len([t for t in toks if t.kind == "word"]) < 3:
+        return False
+    prev = fld[start - 1] if start > 0 else None
+    return prev is None or (prev.kind == "sym" and any(c in _TERMINAL for c in prev.norm))
+
+
+def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawCandidate]:
+    """Closed n-grams shared by ≥ 2 demonstration questions."""
+    if len(demos) < 2:
+        return []
+    fields: list[tuple[int, list[Token]]] = []  # (demo pos, tokens)
+    for d in demos:
+        for f in d.fields:
+            toks = d.tokens(f)
+            if toks:
+                fields.append((d.pos, toks))
+    # occurrences: ngram -> list of (field idx, token idx)
+    level: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+    for fi, (_, toks) in enumerate(fields):
+        for ti, t in enumerate(toks):
+            level.setdefault((t.norm,), []).append((fi, ti))
+
+    fdemo = [pos for pos, _ in fields]
+
+    def df(occ: list[tuple[int, int]]) -> frozenset[int]:
+        return frozenset([fdemo[fi] for fi, _ in occ])
+
+    def spread(occ: list[tuple[int, int]]) -> bool:
+        """Occurs in two or more demonstrations (cheap checks first)."""
+        if len(occ) < 2:
+            return False
+        first = fdemo[occ[0][0]]
+        return any(fdemo[fi] != first for fi, _ in occ)
+
+    kept: dict[tuple[str, ...], frozenset[int]] = {}
+    occs: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+    level = {g: o for g, o in level.items() if spread(o)}
+    n = 1
+    while level and n <= MAX_N:
+        nxt: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        for g, occ in level.items():
+            kept[g] = df(occ)
+            occs[g] = occ
+            for fi, ti in occ:
+                toks = fields[fi][1]
+                j = ti + n
+                if j < len(toks):
+                    nxt.setdefault(g + (toks[j].norm,), []).append((fi, ti))
+        level = {g: o for g, o in nxt.items() if spread(o)}
+        n += 1
+        if len(kept) > 20000:  # pathological input (hundreds of near-identical questions)
+            break
+    # closed: no one-token extension with the same demonstration set
+    dominated: set[tuple[str, ...]] = set()
+    for g, ds in kept.items():
+        if len(g) >= 2:
+            for sub in (g[1:], g[:-1]):
+                if kept.get(sub) == ds:
+                    dominated.add(sub)
+    out: dict[tuple[str, ...], RawCandidate] = {}
+    for g, ds in kept.items():
+        if g in dominated:
+            continue
+        occ = occs[g]
+        fi0, ti0 = occ[0]
+        fld = fields[fi0][1]
+        toks = fld[ti0 : ti0 + len(g)]
+        a, b = _trim(toks, fld, ti0)
+        if a >= b:
+            continue
+        core = toks[a:b]
+        if not _meaningful(core):
+            continue
+        key = g[a:b]
+        if key in out:
+            continue
+        positions = []
+        seen_demo: set[tuple[int, int]] = set()
+        for fi, ti in occ:
+            pos = fields[fi][0]
+            ft = fields[fi][1]
+            s, e = ft[ti + a].start, ft[ti + b - 1].end
+            if (pos, s) in seen_demo:
+                continue
+            seen_demo.add((pos, s))
+            positions.append((pos, s, e))
+        d0 = demos[fields[fi0][0]]
+        out[key] = RawCandidate(key, positions, d0.text[core[0].start : core[-1].end])
+    # a trimmed n-gram may now equal another: keep one per key (done); rank by spread
+    cands = sorted(out.values(), key=lambda c: (-len(c.demo_set), -len(c.tokens)))
+    return cands[:max_candidates] if len(cands) > max_candidates else cands
+
+
+# -- searching a candidate elsewhere ------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def candidate_regex(text: str) -> re.Pattern[str] | None:
+    """A pattern that finds `text` again: same tokens, any whitespace, any case."""
+    toks = tokenize(text)
+    if not toks:
+        return None
+    parts = []
+    for i, t in enumerate(toks):
+        raw = text[t.start : t.end]
+        if i:
+            gap = text[toks[i - 1].end : t.start]
+            parts.append(r"\s+" if gap.strip() == "" and gap else r"\s*")
+        parts.append(re.escape(raw))
+    pat = "".join(parts)
+    if toks[0].kind in ("word", "num"):
+        pat = r"(?<!\w)" + pat
+    if toks[-1].kind in ("word", "num"):
+        pat = pat + r"(?!\w)"
+    try:
+        return re.compile(pat, re.IGNORECASE)
+    except re.error:
+        return None
+
+
+def find_occurrences(pattern: re.Pattern[str], text: str, ranges: list[Range]) -> list[Range]:
+    out = []
+    for s, e in ranges:
+        for m in pattern.finditer(text, s, e):
+            if m.end() > m.start():
+                out.append((m.start(), m.end()))
+    return out
+
+
+# -- echo candidates ----------------------------------------------------------------
+
+_SENT_END = re.compile(r"[.!?。！？]+(?=\s|$)")
+
+
+def _sentences(text: str, s: int, e: int) -> list[Range]:
+    out = []
+    pos = s
+    for m in _SENT_END.finditer(text, s, e):
+        if text[pos : m.end()].strip():
+            out.append((pos, m.end()))
+        pos = m.end()
+    if text[pos:e].strip():
+        out.append((pos, e))
+    # strip
+    res = []
+    for a, b in out:
+        seg = text[a:b]
+        la = len(seg) - len(seg.lstrip())
+        res.append((a + la, a + len(seg.rstrip())))
+    return res
+
+
+def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]],
+                    covered: set[tuple[int, int]]) -> list[RawCandidate]:
+    """Candidates carried by a single demonstration, found through the echo in its last line.
+
+    `covered`: (demo pos, question offset) already inside a recurring candidate."""
+    out: dict[tuple[str, ...], RawCandidate] = {}
+    for d in demos:
+        echoes = echo_tokens.get(d.pos) or ()
+        if not echoes or not d.steps:
+            continue
+        L = d.steps[-1]
+        l_norms = {t.norm for t in d.tokens(L)}
+        echo_norms = {t.norm for t in echoes}
+        for f in d.fields:
+            toks = d.tokens(f)
+            for i, t in enumerate(toks):
+                if t.norm not in echo_norms or (d.pos, t.start) in covered:
+                    continue
+                # widen over neighbouring question tokens that L repeats too
+                a = i
+                while a > 0 and toks[a - 1].norm in l_norms and not _is_plain_punct(toks[a - 1]):
+                    a -= 1
+                b = i + 1
+                while b < len(toks) and toks[b].norm in l_norms and not _is_plain_punct(toks[b]):
+                    b += 1
+                span = (toks[a].start, toks[b - 1].end)
+                span = _widen_to_foreign_sentence(d, f, span)
+                key = tuple(x.norm for x in tokenize(d.text, *span))
+                if not key or key in out:
+                    continue
+                out[key] = RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="echo")
+                break
+    return list(out.values())
+
+
+def _widen_to_foreign_sentence(d: Demo, f: Range, span: Range) -> Range:
+    """The whole sentence around `span` when the rest of the question shares no
+    content word with it (an appended instruction-like sentence)."""
+    text = d.text
+    for a, b in _sentences(text, f[0], f[1]):
+        if a <= span[0] and span[1] <= b:
+            if (a, b) == (f[0], f[1]):
+                return span  # the sentence is the whole question
+            sent = {stem(t.norm) for t in tokenize(text, a, b) if is_content(t)}
+            rest = {stem(t.norm) for t in tokenize(text, f[0], a) + tokenize(text, b, f[1]) if is_content(t)}
+            if sent and not (sent & rest) and len(sent) <= 12:
+                return (a, b)
+            return span
+    return span
+
+
+def token_rarity(toks: list[Token]) -> float:
+    best = 0.0
+    for t in toks:
+        if t.kind == "invis":
+            r = 1.0
+        elif t.kind == "sym":
+            r = 0.0 if is_plain_symbol(t.norm) else 1.0
+        elif t.kind == "word":
+            if t.norm in STOPWORDS:
+                r = 0.0
+            else:
+                k = known_word(t.norm)
+                r = 0.3 if k is None else (0.0 if k else 0.8)
+                if len(t.norm) <= 3 and not k:
+                    r = max(r, 0.8)
+        elif t.kind == "cjk":
+            r = 0.2
+        else:
+            r = 0.1
+        best = max(best, r)
+    return best
+
+
+def stop_fraction(toks: list[Token]) -> float:
+    if not toks:
+        return 1.0
+    n = sum(1 for t in toks if (t.kind == "word" and t.norm in STOPWORDS) or _is_plain_punct(t) or t.kind == "num")
+    return n / len(toks)
+
+
+__all__ += ["echo_candidates", "token_rarity", "stop_fraction"]
