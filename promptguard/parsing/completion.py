@@ -241,8 +241,8 @@ def parse_block(text: str) -> ParsedBlock:
     cue_at = None
     for j in range(1, len(lines)):
         s, e = lines[j]
-        if _COT_CUE.match(text, s, e) or _ANSWER_MARKER.match(text, s, e):
-            cue_at = j
+        if _COT_CUE.match(text, s, e) or (_ANSWER_MARKER.match(text, s, e) and not text.startswith("#", s)):
+            cue_at = j  # "####" closes a solution; it does not open one
             break
         if _ANSWER_SENTENCE.match(text, s, e):
             break

@@ -75,7 +75,7 @@ def parse_messages(
     prompt: int = 0,
 ) -> SegmentBuilder:
     b = builder or SegmentBuilder()
-    msgs = _validate(list(messages))
+    msgs = _validate(list(messages) if isinstance(messages, tuple) else messages)
     user_idx = [i for i, m in enumerate(msgs) if m["role"] == "user"]
     last_user = user_idx[-1] if user_idx else None
     consumed: set[int] = set()
