@@ -77,7 +77,8 @@ def _disjoint(ranges: list[tuple[int, int, str, bool]]) -> list[tuple[int, int, 
 def _apply(text: str, ranges: list[tuple[int, int, str, bool]]) -> str:
     """Apply (start, end, replacement, is_drop) ranges, last first."""
     for start, end, rep, is_drop in reversed(_disjoint(ranges)):
-        if is_drop:
+        if is_drop and not text[text.rfind("\n", 0, start) + 1 : start].strip():
+            # a whole block (it starts a line): its separator goes with it
             after = _AFTER_DROP.match(text, end).end()
             if text[after:].strip():
                 # take the separator (blank line, or line break) that followed the block
