@@ -62,7 +62,8 @@ def _rules_support_sanitize() -> bool:
 def write_policy(d: Path, *, on_error: str = "block", canary_action: str = "block", extra_rules: str = "") -> Path:
     sanitize = "sanitize: strip" if _rules_support_sanitize() else ""
     rules = d / "rules.yaml"
-    rules.write_text(textwrap.dedent(RULES).replace("{sanitize}", sanitize) + textwrap.dedent(extra_rules))
+    rules.write_text(textwrap.dedent(RULES).replace("{sanitize}", sanitize)
+                     + textwrap.indent(textwrap.dedent(extra_rules), "  "))
     pol = d / f"policy-{on_error}-{canary_action}.yaml"
     pol.write_text(textwrap.dedent(POLICY).format(on_error=on_error, rules=rules, canary_action=canary_action))
     return pol
@@ -110,7 +111,7 @@ def chat_model(llama_server):
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(base_url=llama_server.base_url, api_key="x", model=llama_server.model,
-                      temperature=0, seed=0, extra_body={"max_tokens": 12}, max_retries=0, timeout=60)
+                      temperature=0, seed=0, extra_body={"max_tokens": 8}, max_retries=0, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +119,7 @@ def completion_model(llama_server):
     from langchain_openai import OpenAI
 
     return OpenAI(base_url=llama_server.base_url, api_key="x", model=llama_server.model,
-                  temperature=0, seed=0, max_tokens=12, max_retries=0, timeout=60)
+                  temperature=0, seed=0, max_tokens=8, max_retries=0, timeout=60)
 
 
 @pytest.fixture(scope="session")
