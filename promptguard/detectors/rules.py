@@ -337,7 +337,12 @@ def _check_encoded_payload(text: str, params: Mapping[str, Any]) -> list[Match]:
             kinds = sum(
                 (any(c.islower() for c in run), any(c.isupper() for c in run), any(c.isdigit() for c in run))
             )
-            if enc == "hex" or (kinds == 3 and run.count("/") <= len(run) // 16):
+            varied = len(set(run)) >= 8
+            if enc == "hex":
+                ok = varied and any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+            else:
+                ok = varied and kinds == 3 and run.count("/") <= len(run) // 16
+            if ok:
                 hits.append((start, end, f"{len(run)}-character {enc} blob"))
     return hits
 
@@ -456,6 +461,30 @@ BUILTIN_CHECKS: dict[str, Check] = {
     "adversarial_suffix": _check_adversarial_suffix,
 }
 
+_PARAMS: dict[str, set[str]] = {
+    "invisible_unicode": {"classes", "min_count"},
+    "mixed_script": {"min_words"},
+    "encoded_payload": {"mode", "encodings", "min_length", "min_words", "require"},
+    "html_comment": {"require", "min_words"},
+    "adversarial_suffix": {"window", "min_weird", "min_imbalance"},
+}
+
+
+def _validate_params(check: str, params: Mapping[str, Any]) -> None:
+    unknown = set(params) - _PARAMS.get(check, set())
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(sorted(unknown))}")
+    if "require" in params:
+        re.compile(str(params["require"]))
+    bad = set(params.get("classes") or ()) - set(INVISIBLE_CLASSES)
+    if bad:
+        raise ValueError(f"unknown classes {sorted(bad)}; known: {', '.join(INVISIBLE_CLASSES)}")
+    if params.get("mode", "readable") not in ("readable", "opaque"):
+        raise ValueError("mode must be 'readable' or 'opaque'")
+    if set(params.get("encodings") or ()) - {"base64", "hex"}:
+        raise ValueError("encodings must be base64 and/or hex")
+
+
 # Checks whose repair removes something finer than their reported span.
 _STRIP_SPANS: dict[str, Callable[[str, Mapping[str, Any]], list[tuple[int, int]]]] = {
     "invisible_unicode": _invisible_strip_spans,
@@ -551,7 +580,8 @@ class Rule(BaseModel):
             raise ValueError(f"rule {self.id} needs patterns, phrases or a check")
         if self.check is not None:
             try:  # a bad parameter fails at load time, not on the first request
-                BUILTIN_CHECKS[self.check]("probe \u200b text", self.params)
+                _validate_params(self.check, self.params)
+                BUILTIN_CHECKS[self.check]("probe \u200b <!-- a b c --> text", self.params)
             except (TypeError, ValueError, re.error) as e:
                 raise ValueError(f"rule {self.id}: bad params for check {self.check}: {e}") from None
         return self
