@@ -17,8 +17,15 @@ _SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"block": "error", "sanitize": "error", "flag": "warning", "allow": "note"}
 
 
-def to_json(report: ScanReport, indent: int | None = 2) -> str:
-    return json.dumps(report.to_dict(), indent=indent, ensure_ascii=False)
+def to_json(report: ScanReport, indent: int | None = None) -> str:
+    """The report as JSON. By default one file object per line (compact, fast for
+    large libraries, easy to grep); `indent` pretty-prints the whole document."""
+    data = report.to_dict()
+    if indent is not None:
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+    files = ",\n".join(json.dumps(f, ensure_ascii=False) for f in data["files"])
+    summary = json.dumps(data["summary"], ensure_ascii=False)
+    return '{"files": [\n' + files + ('\n' if files else '') + '],\n"summary": ' + summary + "}"
 
 
 def _rule_id(f: dict[str, Any]) -> str:

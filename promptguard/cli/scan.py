@@ -63,7 +63,7 @@ def scan(
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
     max_bytes: str = typer.Option(
-        "10MB", "--max-bytes", help="Files larger than this get a 'too large' error instead of a scan (10MB, 50MiB, 1000000)."
+        "10MiB", "--max-bytes", help="Files larger than this get a 'too large' error instead of a scan (10MiB, 50MB, 1000000)."
     ),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", min=1,

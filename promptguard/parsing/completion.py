@@ -23,7 +23,9 @@ from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
 
 __all__ = ["parse_completion", "split_blocks", "parse_block", "Block", "ParsedBlock", "answer_parts"]
 
-_BLANK = re.compile(r"\r?\n[ \t]*\r?\n(?:[ \t]*\r?\n)*")
+# a blank-line separator; it starts at "\n" (a literal first character lets the regex
+# engine skip ahead fast on large files), a "\r" before it is added back by hand
+_BLANK = re.compile(r"\n[ \t]*\r?\n(?:[ \t]*\r?\n)*")
 _MARKER_WORDS = r"(?:Question|Q|Problem|Input)"
 # a question marker at the start of a line
 _QMARK = re.compile(rf"^[ \t]*({_MARKER_WORDS})[ \t]*[:：][ \t]*", re.IGNORECASE)
@@ -32,7 +34,7 @@ _QMARK = re.compile(rf"^[ \t]*({_MARKER_WORDS})[ \t]*[:：][ \t]*", re.IGNORECAS
 # block's first line, then a capitalised marker.
 _QMARK_PREFIXED = re.compile(rf"^[ \t]*[^\r\n:：]{{1,60}}?[ \t]({_MARKER_WORDS})[ \t]*[:：][ \t]*")
 # a line that starts with a question marker, anywhere in a block (compact Q/A lists)
-_QMARK_LINE = re.compile(rf"^[ \t]*({_MARKER_WORDS})[ \t]*[:：]", re.IGNORECASE | re.MULTILINE)
+_QMARK_LINE = re.compile(rf"\n[ \t]*({_MARKER_WORDS})[ \t]*[:：]", re.IGNORECASE)
 # an answer given as a sentence: "The answer is 8.", "So the final answer is (B)."
 _ANSWER_SENTENCE = re.compile(
     r"[ \t]*(?:(?:So|Thus|Therefore|Hence)[, ]+)?(?:the\s+)?(?:final\s+)?answer\s+is\b",
@@ -72,7 +74,8 @@ def split_blocks(text: str, compact: bool = True) -> list[Block]:
     raw: list[tuple[int, int]] = []
     pos = 0
     for m in _BLANK.finditer(text):
-        raw.append((pos, m.start()))
+        start = m.start() - 1 if m.start() > 0 and text[m.start() - 1] == "\r" else m.start()
+        raw.append((pos, start))
         pos = m.end()
     raw.append((pos, len(text)))
     out: list[Block] = []
@@ -94,11 +97,17 @@ def split_blocks(text: str, compact: bool = True) -> list[Block]:
 
 
 def _compact_split(body: str) -> list[tuple[int, int]]:
-    marks = list(_QMARK_LINE.finditer(body))
+    if ":" not in body and "：" not in body:
+        return [(0, len(body))]
+    # (line start, marker word) of every line that opens with a question marker
+    marks = [(m.start() + 1, m.group(1).lower()) for m in _QMARK_LINE.finditer(body)]
+    first = _QMARK.match(body)
+    if first:
+        marks.insert(0, (0, first.group(1).lower()))
     if not marks:
         return [(0, len(body))]
-    word = marks[0].group(1).lower()
-    cuts = [m.start() for m in marks if m.group(1).lower() == word]
+    word = marks[0][1]
+    cuts = [start for start, w in marks if w == word]
     if len(cuts) == 1 and cuts[0] == 0:
         return [(0, len(body))]
     # the first line may carry a prefixed marker ("@_@ Question: ..."): keep it whole

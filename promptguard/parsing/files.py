@@ -123,6 +123,10 @@ def iter_prompt_files(paths: list[str | Path]) -> Iterator[Path]:
             yield p
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
 def _decode(path: Path, max_bytes: int) -> str:
     try:
         size = path.stat().st_size
@@ -132,8 +136,7 @@ def _decode(path: Path, max_bytes: int) -> str:
         raise ParseError("not a regular file")
     if size > max_bytes:
         raise ParseError(
-            f"file too large: {size / 1e6:.1f} MB over the {max_bytes / 1e6:.1f} MB limit "
-            "(raise it with --max-bytes)"
+            f"file too large: {_mib(size)} over the {_mib(max_bytes)} limit (raise it with --max-bytes)"
         )
     try:
         with open(path, "rb") as fh:
@@ -141,7 +144,7 @@ def _decode(path: Path, max_bytes: int) -> str:
     except OSError as e:
         raise ParseError(f"cannot read: {e.strerror or e}") from None
     if len(data) > max_bytes:  # grew since stat
-        raise ParseError(f"file too large: over the {max_bytes / 1e6:.1f} MB limit (raise it with --max-bytes)")
+        raise ParseError(f"file too large: over the {_mib(max_bytes)} limit (raise it with --max-bytes)")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
             return data.decode("utf-16")
