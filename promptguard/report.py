@@ -134,20 +134,25 @@ def _one_line(text: str, width: int) -> str:
 
 
 def print_table(report: ScanReport, file: TextIO | None = None, *, color: bool | None = None) -> None:
-    """The terminal report: one line per finding (location, action, segment,
-    detector/rule, score, message, evidence), one per file that could not be
-    scanned or was decided without findings (a detector error), then a summary."""
+    """The terminal report: one line per finding at or above its flag threshold
+    (location, action, segment, detector/rule, score, message, evidence), one per
+    file that could not be scanned or was decided without findings (a detector
+    error), then a summary."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(file=file, highlight=False, soft_wrap=True, no_color=color is False,
                       force_terminal=color or None)
+    hidden = 0  # findings below their flag threshold: in the JSON report, not here
     for fr in report.files:
         if fr.error:
             console.print(f"{escape(fr.path)}  [{_STYLE['error']}]error[/]  {escape(fr.error)}")
             continue
         for f in fr.findings:
             act = f.get("action", "flag")
+            if act == "allow":
+                hidden += 1
+                continue
             who = f"{f['detector']}/{f['rule']}" if f["rule"] else f["detector"]
             ev = _one_line(f.get("evidence") or "", 60)
             console.print(
@@ -164,5 +169,7 @@ def print_table(report: ScanReport, file: TextIO | None = None, *, color: bool |
     console.print(
         f"[bold]{s['files']} files[/] scanned in {s['seconds']:.2f}s{rate}: "
         + ", ".join(f"[{_STYLE[k]}]{v[k]} {k}[/]" for k in ("block", "sanitize", "flag", "allow", "error"))
-        + f"; {s['findings']} findings (policy {escape(str(s['policy']))})"
+        + f"; {s['findings']} findings"
+        + (f" ({hidden} below the flag threshold not shown; see --format json)" if hidden else "")
+        + f" (policy {escape(str(s['policy']))})"
     )

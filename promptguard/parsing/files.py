@@ -82,6 +82,8 @@ class ParsedFile:
             if loc is not None and loc.message_index is None:
                 return self.line_at(loc.start)
         base = self.prompt_lines.get(segment.prompt, 1)
+        if start:  # a position inside the segment: search from where the segment starts
+            base = max(base, self.line_of(segment, 0))
         offset = self.offset_of_line(base)
         # the text at `start` as written in the file: raw (YAML, JSON with raw Unicode) or
         # escaped; then, for text rendered from a template (LangChain examples), the value
@@ -99,8 +101,6 @@ class ParsedFile:
                 k = self.text.find(candidate, offset)
                 if k >= 0:
                     return self.line_at(k)
-        if start:
-            return self.line_of(segment, 0)
         return base
 
 

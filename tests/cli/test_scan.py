@@ -56,6 +56,7 @@ def test_examples_library_scans_with_the_default_policy():
     # the poisoned files the rules catch today: hidden instruction in a retrieved document, invisible Unicode
     assert by["rag_hidden_instruction.json"]["verdict"] != "allow"
     assert by["invisible_unicode_system.txt"]["verdict"] != "allow"
+    assert by["web_page_image_exfiltration.json"]["verdict"] != "allow"
     ctx = [f for f in by["rag_hidden_instruction.json"]["findings"] if f["segment_kind"] == "context"]
     assert ctx and all(f["segment_index"] == 0 for f in ctx)
     # the table form with the default --fail-on block exits 1 on these
