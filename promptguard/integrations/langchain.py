@@ -158,7 +158,10 @@ class PromptBlocked(RuntimeError):
             "llm_end": "the model's answer",
             "runnable": "the input",
         }.get(event.event, event.event)
-        super().__init__(f"promptguard blocked {where}: {event.decision.summary()}")
+        msg = f"promptguard blocked {where}: {event.decision.summary()}"
+        if event.decision.errors:
+            msg += f" ({'; '.join(event.decision.errors[:2])})"
+        super().__init__(msg)
 
 
 # -----------------------------------------------------------------------------
