@@ -109,7 +109,7 @@ def run_competitors(rows: list[dict[str, Any]], venv: Path) -> tuple[dict[str, A
                 f.write(json.dumps({"id": r.get("id"), "text": r["text"], "segment": r["segment"]}) + "\n")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
         proc = subprocess.run([str(py), str(REPO / "benchmarks" / "sidebyside_runner.py"), str(inp), str(outp)],
-                              capture_output=True, text=True, env=env)
+                              capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             print(f"!! competitor runner failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
             return {}, {}

@@ -90,7 +90,14 @@ def _llm_guard():
 
 
 def _llamafirewall():
-    from llamafirewall import LlamaFirewall, Role, ScanDecision, ScannerType, ToolMessage, UserMessage
+    from llamafirewall import (
+        LlamaFirewall,
+        Role,
+        ScanDecision,
+        ScannerType,
+        ToolMessage,
+        UserMessage,
+    )
 
     def make(kind):
         fw = LlamaFirewall({Role.USER: [kind], Role.TOOL: [kind]})
@@ -108,7 +115,8 @@ def _llamafirewall():
 
 def main() -> int:
     rows_path, out_path = sys.argv[1], sys.argv[2]
-    rows = [json.loads(line) for line in open(rows_path, encoding="utf-8") if line.strip()]
+    with open(rows_path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
     scanners = {**_llm_guard(), **_llamafirewall()}
     out: dict = {"versions": {p: metadata.version(p) for p in ("llm-guard", "llamafirewall")}, "scanners": {}}
     for name, (fn, config) in scanners.items():

@@ -105,10 +105,6 @@ def _zw_run(text: str, i: int) -> int:
     return e - s
 
 
-def _latinish(ch: str) -> bool:
-    return ch != "" and ch.isascii() and not ch.isspace()
-
-
 def _invisible_hits(text: str, classes: Iterable[str] = INVISIBLE_CLASSES) -> list[tuple[int, str]]:
     """(offset, class) of every invisible character that ordinary text cannot explain."""
     want = set(classes)
@@ -435,7 +431,7 @@ def _check_adversarial_suffix(text: str, params: Mapping[str, Any]) -> list[Matc
     fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)]
     weird = [_weird_token(t) and not any(a <= s < b for a, b in fences) for s, _, t in toks]
     best: tuple[int, int] | None = None
-    for i in range(0, max(1, len(toks) - window + 1)):
+    for i in range(max(1, len(toks) - window + 1)):
         j = min(len(toks), i + window)
         if sum(weird[i:j]) < min_weird:
             continue
