@@ -120,9 +120,9 @@ def test_dev_set_benign_rows_rarely_flagged(shared_dir: Path):
     def seg(r: dict) -> str:
         return "context" if r["source"].startswith("bipia") else "query"
 
-    sample_b = rng.sample(benign, 300)
-    sample_a = rng.sample(attacks, 200)
+    sample_b = rng.sample(benign, 150)
+    sample_a = rng.sample(attacks, 100)
     fp = sum(_decide(policy, det, r["text"], seg(r)) is not Action.ALLOW for r in sample_b)
     tp = sum(_decide(policy, det, r["text"], seg(r)) is not Action.ALLOW for r in sample_a)
-    assert fp <= 3, f"{fp}/300 benign dev rows flagged"
-    assert tp >= 0.3 * len(sample_a), f"only {tp}/200 dev attacks flagged"
+    assert fp <= 2, f"{fp}/150 benign dev rows flagged"
+    assert tp >= 0.3 * len(sample_a), f"only {tp}/100 dev attacks flagged"
