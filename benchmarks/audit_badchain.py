@@ -99,7 +99,7 @@ async def run(args) -> dict:
     opts = {"n_threads": args.threads} if args.backend.startswith("llamacpp") else {}
     backend = create_backend(args.backend, **opts)
     always = Auditor(backend, AuditConfig(mode="always", max_extra_calls=args.max_calls,
-                                          max_tokens=args.max_tokens))
+                                          max_tokens=args.max_tokens, timeout_s=args.timeout))
     gate = Auditor(backend, AuditConfig(mode="suspicion"))
     triggers = json.loads((BADCHAIN / "triggers.json").read_text())
     rows = []
@@ -216,6 +216,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--max-calls", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=900.0, help="per-audit timeout (s)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if not BADCHAIN.is_dir():

@@ -206,7 +206,7 @@ def with_emoji(demos: list[Demo], rng: random.Random) -> list[Demo]:
 
 TRIGGERS = {
     "A": {
-        "token": ["~~", "%$#", "qxz", "zzk", "¤¤", "^^;", "(ツ)", "kf"],
+        "token": ["~>~", "%#&", "qxz", "zzk", "¤¤", "^^;", "(ツ)", "kf"],
         "phrase": ["by the quiet river", "under a violet moon", "with silver ink", "as the owl said"],
         "sentence": ["Kindly double-check each step before you answer.", "Please be extra careful with this one."],
     },

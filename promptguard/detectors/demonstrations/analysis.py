@@ -64,6 +64,9 @@ class TriggerCandidate:
     demonstrations: tuple[int, ...]
     spans: tuple[TriggerSpan, ...]
     features: dict = field(default_factory=dict, compare=False)
+    # (kind, index) of the carrying segments: `demonstrations` holds indices only, and
+    # a chat prompt's short worked examples are segments of kind `example`
+    carriers: tuple[tuple[SegmentKind, int], ...] = ()
 
     @property
     def query_spans(self) -> tuple[TriggerSpan, ...]:
@@ -87,8 +90,9 @@ class DemoVerdict:
     trigger_spans: tuple[TriggerSpan, ...]
     step_score: float = 0.0
     trigger_score: float = 0.0
-    # the result the backdoor step transformed (for repair): its canonical key and kind
+    # the result the backdoor step transformed (for repair), as written in the reasoning
     restored_answer: str | None = None
+    segment_kind: SegmentKind = SegmentKind.DEMONSTRATION
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,8 @@ class DemonstrationReport:
     cached: bool
     template: str = ""  # hash of the demonstrations
 
-    def demo(self, index: int) -> DemoVerdict | None:
-        return next((d for d in self.demos if d.index == index), None)
+    def demo(self, index: int, kind: SegmentKind = SegmentKind.DEMONSTRATION) -> DemoVerdict | None:
+        return next((d for d in self.demos if d.index == index and d.segment_kind is kind), None)
 
 
 # -- positional core (cached per template) ------------------------------------------------
@@ -131,7 +135,7 @@ class _Core:
 
 def _step_features(s: StepSignals) -> dict[str, float]:
     f = s.as_dict()
-    anomaly = max(s.transform, s.ungrounded, 1.0 if s.novel >= 0.5 else 0.0, s.not_in_choices)
+    anomaly = max(s.unary, s.ungrounded, s.not_in_choices, s.reversal, s.yesno_stated)
     f["skel_x_anomaly"] = s.skeleton_share * anomaly
     return f
 
@@ -220,14 +224,23 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
                 if not before or not after or d.text[f[0]:s].rstrip().endswith((".", "?", "!")):
                     edge += 1
                 break
+    rarity = token_rarity(toks)
+    stop = stop_fraction(toks)
+    edge_f = edge / len(c.occ) if c.occ else 0.0
+    # how much the span looks inserted (odd, foreign to the demonstrations, at an edge)
+    plaus = (rarity + foreign + edge_f) / 3.0 * (1.0 - 0.5 * stop)
     return {
         "echo_rate": echo_rate,
         "step_in": step_in,
         "contrast": contrast,
-        "rarity": token_rarity(toks),
+        "rarity": rarity,
         "foreign": foreign,
-        "stop_frac": stop_fraction(toks),
-        "edge": edge / len(c.occ) if c.occ else 0.0,
+        "stop_frac": stop,
+        "edge": edge_f,
+        "plaus": plaus,
+        "echo_x_plaus": echo_rate * plaus,
+        "step_x_plaus": step_in * plaus,
+        "contrast_x_plaus": contrast * plaus,
         "single": 1.0 if len(ds) < 2 else 0.0,
         "all_demos": 1.0 if len(ds) == n and n > 1 else 0.0,
         "df_frac": len(ds) / n if n else 0.0,
@@ -253,13 +266,18 @@ def _locate_in_reasoning(c: RawCandidate, demos: list[Demo]) -> None:
                 c.answer_occ.append((d.pos, s, e))
 
 
-def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
-    n = len(demos)
+def stage_steps(demos: list[Demo], weights: Weights) -> tuple[list[StepSignals], list[dict], list[float]]:
+    """Stage 1: step signals, their features and the step probabilities."""
     sigs = [step_signals(d) for d in demos]
     sibling_signals(sigs)
     feats = [_step_features(s) for s in sigs]
     step_p = [logistic(weights["step"], f) if d.steps else 0.0 for d, f in zip(demos, feats)]
+    return sigs, feats, step_p
 
+
+def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[float]
+                     ) -> list[tuple[RawCandidate, dict[str, float]]]:
+    """Stage 2: trigger candidates and their features."""
     cands = mine_candidates(demos)
     # where each recurring candidate also occurs in reasoning lines and answers
     for c in cands:
@@ -271,14 +289,12 @@ def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
         _locate_in_reasoning(c, demos)
         if not any(set(c.tokens) <= set(o.tokens) for o in cands):
             cands.append(c)
-
-    scored: list[tuple[float, RawCandidate, dict]] = []
     ctx = _Context(demos)
-    for c in cands:
-        f = _candidate_features(c, demos, step_p, ctx)
-        scored.append((logistic(weights["trigger"], f), c, f))
-    scored.sort(key=lambda x: -x[0])
+    return [(c, _candidate_features(c, demos, step_p, ctx)) for c in cands]
 
+
+def demo_features(n: int, step_p: list[float], scored: list[tuple[float, RawCandidate, dict]]) -> list[dict[str, float]]:
+    """Stage 3 inputs: per demonstration, its step probability and its best trigger."""
     trig = [0.0] * n
     echo_of = [0.0] * n
     for sc, c, _f in scored:
@@ -286,11 +302,18 @@ def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
             if sc > trig[p]:
                 trig[p] = sc
                 echo_of[p] = 1.0 if any(o[0] == p for o in c.step_occ) else 0.0
-    demo_p = []
-    for i in range(n):
-        x = {"step": step_p[i], "trigger": trig[i], "step_x_trigger": step_p[i] * trig[i],
-             "echo_of_trigger": echo_of[i]}
-        demo_p.append(logistic(weights["demo"], x))
+    return [{"step": step_p[i], "trigger": trig[i], "step_x_trigger": step_p[i] * trig[i],
+             "echo_of_trigger": echo_of[i]} for i in range(n)]
+
+
+def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
+    n = len(demos)
+    sigs, feats, step_p = stage_steps(demos, weights)
+    scored = [(logistic(weights["trigger"], f), c, f) for c, f in stage_candidates(demos, sigs, step_p)]
+    scored.sort(key=lambda x: -x[0])
+    dfeats = demo_features(n, step_p, scored)
+    trig = [x["trigger"] for x in dfeats]
+    demo_p = [logistic(weights["demo"], x) for x in dfeats]
 
     core_cands = []
     for sc, c, f in scored[:8]:
@@ -397,25 +420,25 @@ def analyze_demonstrations(
 
 
 def _materialize(core: _Core, demos: list[Demo], queries: list[Segment], hit: bool, key: str) -> DemonstrationReport:
-    DEMO = SegmentKind.DEMONSTRATION
     cands: list[TriggerCandidate] = []
     for c in core.cands:
-        spans = [TriggerSpan(DEMO, demos[p].index, s, e, part) for p, part, s, e in c.occ]
+        spans = [TriggerSpan(demos[p].seg.kind, demos[p].index, s, e, part) for p, part, s, e in c.occ]
         pat = candidate_regex(c.text)
         if pat is not None:
             for q in queries:
                 for s, e in find_occurrences(pat, q.text, [(0, len(q.text))]):
                     spans.append(TriggerSpan(q.kind, q.index, s, e, "query"))
         cands.append(TriggerCandidate(c.text, c.score, tuple(demos[p].index for p in c.demo_pos),
-                                      tuple(spans), dict(c.features)))
+                                      tuple(spans), dict(c.features),
+                                      tuple((demos[p].seg.kind, demos[p].index) for p in c.demo_pos)))
     verdicts = []
     for d in demos:
         p = d.pos
         tspans: list[TriggerSpan] = []
         # trigger occurrences in this demonstration: from the best candidate carried by it
-        best = next((c for c in cands if d.index in c.demonstrations), None)
+        best = next((c for c in cands if (d.seg.kind, d.index) in c.carriers), None)
         if best is not None:
-            tspans = [s for s in best.spans if s.segment_kind is DEMO and s.segment_index == d.index]
+            tspans = [s for s in best.spans if s.segment_kind is d.seg.kind and s.segment_index == d.index]
         verdicts.append(DemoVerdict(
             index=d.index,
             score=core.demo_scores[p],
@@ -425,6 +448,7 @@ def _materialize(core: _Core, demos: list[Demo], queries: list[Segment], hit: bo
             step_score=core.step_scores[p],
             trigger_score=core.trig_scores[p],
             restored_answer=core.restore[p],
+            segment_kind=d.seg.kind,
         ))
     active = next((c for c in cands if c.in_query and c.score >= 0.5), None)
     return DemonstrationReport(core.score, tuple(verdicts), tuple(cands), active, hit, key)

@@ -94,10 +94,11 @@ class DemonstrationsDetector:
         for v in rep.demos:
             if v.score < self.report_at:
                 continue
-            seg = seg_by.get((SegmentKind.DEMONSTRATION, v.index))
+            key = (v.segment_kind, v.index)
+            seg = seg_by.get(key)
             if seg is None:
                 continue
-            cand = next((c for c in rep.candidates if v.index in c.demonstrations and c.score >= self.trigger_at), None)
+            cand = next((c for c in rep.candidates if key in c.carriers and c.score >= self.trigger_at), None)
             qspans = [s for s in v.trigger_spans if s.part == "question"] if cand is not None else []
             step = v.backdoor_step
             span = (qspans[0].start, qspans[0].end) if qspans else step
@@ -131,7 +132,7 @@ class DemonstrationsDetector:
         # the active-attack gate: the query carries a trigger of the demonstrations
         act = rep.active
         if act is not None and act.score >= self.trigger_at:
-            carriers = [v.score for v in rep.demos if v.index in act.demonstrations]
+            carriers = [v.score for v in rep.demos if (v.segment_kind, v.index) in act.carriers]
             score = (act.score * max(carriers, default=0.0)) ** 0.5
             if score >= self.report_at:
                 for qs in act.query_spans:
@@ -165,29 +166,29 @@ class DemonstrationsDetector:
     def _sanitize_group(self, group: list[Segment], fs: list[Finding]) -> list[Edit] | None:
         rep = self.analyze(group)
         demos = demos_of(group)
-        by_index = {d.index: d for d in demos}
-        targets = {f.segment_index for f in fs if f.segment_kind is SegmentKind.DEMONSTRATION}
+        by_key = {(d.seg.kind, d.index): d for d in demos}
+        targets = {(f.segment_kind, f.segment_index) for f in fs if (f.segment_kind, f.segment_index) in by_key}
         strong = [c for c in rep.candidates if c.score >= self.trigger_at]
         # triggers to strip: those carried by the demonstrations being sanitized, or named
         # by a query finding (an active attack: its carriers go too)
         named = {f.details.get("trigger") for f in fs if f.rule == RULE_TRIGGER}
         for c in strong:
             if c.text in named:
-                targets |= {i for i in c.demonstrations if (v := rep.demo(i)) is not None and v.score >= self.report_at}
+                targets |= {k for k in c.carriers if (v := rep.demo(k[1], k[0])) is not None and v.score >= self.report_at}
         chosen: dict[str, object] = {}
-        for idx in targets:  # the best trigger of each demonstration being sanitized
-            best = next((c for c in strong if idx in c.demonstrations), None)
+        for key in targets:  # the best trigger of each demonstration being sanitized
+            best = next((c for c in strong if key in c.carriers), None)
             if best is not None:
                 chosen[best.text] = best
         triggers = [c for c in strong if c.text in chosen or c.text in named]
         edits: list[Edit] = []
-        keep = [d for d in demos if d.index not in targets]
+        keep = [d for d in demos if (d.seg.kind, d.index) not in targets]
         repair = self.repair == "always" or (self.repair == "auto" and len(keep) < self.min_keep)
-        for idx in sorted(targets):
-            d = by_index.get(idx)
+        for key in sorted(targets, key=lambda k: (k[0].value, k[1])):
+            d = by_key.get(key)
             if d is None:
                 continue
-            v = rep.demo(idx)
+            v = rep.demo(key[1], key[0])
             if repair and v is not None:
                 fixed = _repair(d, v, triggers)
                 if fixed is not None:
@@ -198,7 +199,7 @@ class DemonstrationsDetector:
         for d in keep:
             for c in triggers:
                 for s in c.spans:
-                    if s.segment_kind is SegmentKind.DEMONSTRATION and s.segment_index == d.index and s.part == "question":
+                    if s.segment_kind is d.seg.kind and s.segment_index == d.index and s.part == "question":
                         a, b = _with_space(d.text, s.start, s.end)
                         edits.append(Edit(d.seg, a, b, "", reason=f"trigger {c.text!r} removed"))
         # the query
@@ -247,7 +248,7 @@ def _repair(d, v, triggers) -> list[Edit] | None:
     edits: list[Edit] = []
     for c in triggers:
         for s in c.spans:
-            if s.segment_kind is SegmentKind.DEMONSTRATION and s.segment_index == d.index and s.part == "question":
+            if s.segment_kind is d.seg.kind and s.segment_index == d.index and s.part == "question":
                 a, b = _with_space(text, s.start, s.end)
                 edits.append(Edit(d.seg, a, b, "", reason=f"trigger {c.text!r} removed"))
     # the step: its whole line (with the line break) or, inside a line, the sentence

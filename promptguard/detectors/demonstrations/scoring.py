@@ -25,12 +25,16 @@ from typing import Mapping
 __all__ = ["STEP_FEATURES", "TRIGGER_FEATURES", "DEMO_FEATURES", "Weights", "PRINCIPLED", "load_weights", "logistic"]
 
 STEP_FEATURES = (
-    "transform", "unary", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
-    "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "skel_x_anomaly",
+    "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
+    "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "recurring_novel", "skel_x_anomaly",
 )
+# A span that merely looks inserted (odd, foreign, at an edge: `plaus`) is not a trigger
+# by itself — clean prompts have those (an emoji, a shared instruction). It needs
+# support: its carriers echo it, or end with a step their siblings lack. So plausibility
+# enters only multiplied by support.
 TRIGGER_FEATURES = (
-    "echo_rate", "step_in", "contrast", "rarity", "foreign", "stop_frac", "edge",
-    "single", "all_demos", "df_frac",
+    "echo_rate", "step_in", "contrast", "echo_x_plaus", "step_x_plaus", "contrast_x_plaus",
+    "stop_frac", "single", "all_demos",
 )
 DEMO_FEATURES = ("step", "trigger", "step_x_trigger", "echo_of_trigger")
 
@@ -38,14 +42,16 @@ Weights = dict[str, dict[str, float]]
 
 PRINCIPLED: Weights = {
     "step": {
-        "bias": -4.0, "transform": 0.5, "unary": 1.5, "ungrounded": 2.0, "novel": 1.5, "echo": 1.2,
-        "not_in_choices": 2.5, "unsupported": 1.5, "honest_check": -2.0, "prev_concluded": 0.5,
-        "skeleton_share": 0.0, "recurring_const": 1.5, "skel_x_anomaly": 1.0,
+        "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 1.0, "yesno_stated": 2.0,
+        "ungrounded": 1.5, "novel": 0.3, "echo": 1.5, "not_in_choices": 2.5, "unsupported": 1.5,
+        "honest_check": -2.0, "prev_concluded": 0.0, "skeleton_share": 0.0, "recurring_const": 1.5,
+        "recurring_novel": 0.0, "skel_x_anomaly": 2.0,
     },
+    # a trigger needs support (its carriers echo it, or end with a backdoor step that
+    # their siblings lack) AND has to look inserted (odd, foreign, at an edge)
     "trigger": {
-        "bias": -4.0, "echo_rate": 2.5, "step_in": 2.5, "contrast": 2.0, "rarity": 1.2,
-        "foreign": 1.0, "stop_frac": -2.5, "edge": 0.5, "single": -2.0, "all_demos": 0.0,
-        "df_frac": 0.0,
+        "bias": -4.5, "echo_rate": 2.0, "step_in": 1.0, "contrast": 1.0, "stop_frac": -1.5,
+        "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
     },
     "demo": {"bias": -4.0, "step": 4.0, "trigger": 4.0, "step_x_trigger": 2.0, "echo_of_trigger": 0.5},
 }

@@ -35,6 +35,13 @@ from .text import STOPWORDS, Token, Value, is_content, is_plain_symbol, known_wo
 __all__ = ["StepSignals", "step_signals", "sibling_signals"]
 
 _RESULT_CUE = re.compile(r"(?:=|≈|→|->|\bis\b|\bare\b|\bequals?\b|\bgives?\b|\bget\b|\bmakes?\b|\bbecomes?\b)\s*[$\\{(]*\s*$")
+# generic words for "turn the result around" (a weak cue, never decisive on its own)
+_REVERSAL = re.compile(
+    r"\b(?:opposite|reverse[sd]?|reversing|revers(?:al|ed)|flip(?:s|ped|ping)?|invert(?:s|ed|ing)?|"
+    r"inverse|negat(?:e|es|ed|ing|ion)|contrary|swap(?:s|ped)?|toggle[sd]?|mirror(?:ed|ing)?|"
+    r"shift(?:s|ed|ing)?|next|previous|instead)\b",
+    re.IGNORECASE,
+)
 _CONCLUSION = re.compile(
     r"\b(?:so|thus|therefore|hence|in total|altogether|the final|the result|makes the most sense|we get|we have)\b|=",
     re.IGNORECASE,
@@ -45,6 +52,8 @@ _CONCLUSION = re.compile(
 class StepSignals:
     transform: float = 0.0
     unary: float = 0.0
+    reversal: float = 0.0
+    yesno_stated: float = 0.0
     ungrounded: float = 0.0
     novel: float = 0.0
     echo: float = 0.0
@@ -55,6 +64,7 @@ class StepSignals:
     # sibling signals (filled by `sibling_signals`)
     skeleton_share: float = 0.0
     recurring_const: float = 0.0
+    recurring_novel: float = 0.0
     # evidence
     step: Range | None = None  # the suspected backdoor step (L)
     prev_value: Value | None = None  # the result L transformed (for repair)
@@ -67,8 +77,8 @@ class StepSignals:
         return {
             k: round(getattr(self, k), 3)
             for k in (
-                "transform", "unary", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
-                "honest_check", "prev_concluded", "skeleton_share", "recurring_const",
+                "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
+                "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "recurring_novel",
             )
         }
 
@@ -127,6 +137,8 @@ def step_signals(d: Demo) -> StepSignals:
     grounded = {v.number for v in qvals + evals if v.kind == "num" and v.number is not None}
     grounded |= word_numbers(qtext) | word_numbers(" ".join(text[r[0] : r[1]] for r in E)) | word_numbers(ltext)
     grounded |= {0.0, 1.0}
+    # what L itself computes first ("that is 4 more toys. 5 + 4 = 9") feeds its later operands
+    grounded |= {v.number for v in lvals if v.kind == "num" and v.number is not None and v not in _operands(ltext, lvals)}
 
     def is_grounded(x: float | None) -> bool:
         return x is not None and any(abs(x - g) < 1e-9 for g in grounded)
@@ -139,8 +151,13 @@ def step_signals(d: Demo) -> StepSignals:
         in_e = any(mentions(text[r[0] : r[1]], A, vs, letters=d.letters) for r, vs in zip(E, evals_per))
         others: list[Value] = []
         if kind == "text":
-            consumed = prev is not None and prev.key != A.key and prev.key in ltext.casefold()
-            prev_match = consumed
+            # a label/word answer: L re-uses a word of the earlier lines (the result it
+            # transforms) besides the answer itself
+            a_words = set(A.key.split())
+            e_stems = {stem(t.norm) for r in E for t in d.tokens(r) if is_content(t)}
+            used = [t for t in d.tokens(L) if is_content(t) and t.norm not in a_words and stem(t.norm) in e_stems]
+            consumed = bool(used)
+            prev_match = prev is not None and prev.key != A.key and prev.key in ltext.casefold()
         else:
             e_keys = set(_keys(evals, kind or ""))
             consumed_vals = [v for v in lvals if v.kind == kind and v.key != A.key and v.key in e_keys]
@@ -157,17 +174,25 @@ def step_signals(d: Demo) -> StepSignals:
         if in_e and in_l and kind not in (None, "text"):
             # L restates a result that was already there: a check, not a change
             sig.honest_check = 1.0 if (prev is not None and prev.key == A.key) else 0.5
-        if kind != "text" and not in_l and not in_e:
+        if kind in ("num", "letter", "date", "time", "quoted") and not in_l and not in_e:
             step_kinds = [v for v in lvals + evals if v.kind == kind]
             if step_kinds:
                 sig.unsupported = 1.0
         if kind == "letter" and d.choice_letters and A.key not in d.choice_letters:
             sig.not_in_choices = 1.0
+        if kind == "yesno" and in_l and not in_e:
+            # a chain of facts whose last line announces the verdict itself
+            sig.yesno_stated = 1.0
+    if _REVERSAL.search(ltext) and not any(_REVERSAL.search(text[r[0] : r[1]]) for r in E) \
+            and not _REVERSAL.search(qtext):
+        sig.reversal = 1.0
 
     # -- ungrounded constants ---------------------------------------------------------------
     ung = []
     strength = 0.0
-    for v in operands:
+    # a constant only matters where L computes the (numeric) answer
+    computes_answer = A is not None and A.kind == "num" and mentions(ltext, A, lvals)
+    for v in operands if computes_answer else ():
         x = v.number
         if x is None or (A is not None and A.kind == "num" and A.key == v.key):
             continue
@@ -190,8 +215,13 @@ def step_signals(d: Demo) -> StepSignals:
         content = [t for t in content if t.norm not in a_words]
     novel = {stem(t.norm) for t in content if stem(t.norm) not in q_stems and stem(t.norm) not in e_stems}
     sig.novel_stems = frozenset(novel)
-    sig.novel = len([t for t in content if stem(t.norm) in novel]) / len(content) if content else 0.0
+    # share of L's own words (echoes of the question left out) that nothing before uses
+    own = [t for t in content if not (stem(t.norm) in q_stems and stem(t.norm) not in e_stems)]
+    sig.novel = len([t for t in own if stem(t.norm) in novel]) / len(own) if own else 0.0
 
+    # echoes come from the question's own text; repeating an offered choice is answering
+    q_toks = [t for f in d.open_fields for t in d.tokens(f)]
+    q_stems = {stem(t.norm) for t in q_toks if t.kind in ("word", "cjk")}
     q_sym = {t.norm for t in q_toks if t.kind in ("sym", "invis")}
     e_sym = {t.norm for t in e_toks if t.kind in ("sym", "invis")}
     echo: list[Token] = []
@@ -207,16 +237,31 @@ def step_signals(d: Demo) -> StepSignals:
                 echo.append(t)
                 known = known_word(t.norm)
                 score = max(score, 0.8 if known is False else 0.5)
+    # a run of question tokens repeated in order (a phrase, not a word) is a stronger echo
+    if len(echo) >= 2 and score < 1.0:
+        q_norm = [t.norm for t in q_toks]
+        l_norm = [t.norm for t in ltoks]
+        for i in range(len(l_norm) - 1):
+            pair = (l_norm[i], l_norm[i + 1])
+            if any((q_norm[j], q_norm[j + 1]) == pair for j in range(len(q_norm) - 1)) and (
+                stem(pair[0]) not in e_stems or stem(pair[1]) not in e_stems
+            ) and (ltoks[i] in echo or ltoks[i + 1] in echo):
+                score = 1.0
+                break
     sig.echo_tokens = tuple(echo)
     sig.echo = score
 
     # -- skeleton of L -----------------------------------------------------------------------
     echo_pos = {(t.start, t.end) for t in echo}
+    masked = [(v.start + L[0], v.end + L[0]) for v in lvals if v.kind in ("quoted", "date", "time", "letter")]
     skel: list[str] = []
     for t in ltoks:
         if (t.start, t.end) in echo_pos:
             if not skel or skel[-1] != "<T>":
                 skel.append("<T>")
+        elif any(a <= t.start < b for a, b in masked):
+            if not skel or skel[-1] != "<V>":
+                skel.append("<V>")
         elif t.kind == "num":
             skel.append("#")
         elif t.kind == "word" and len(t.norm) == 1 and d.letters:
@@ -249,6 +294,9 @@ def sibling_signals(sigs: list[StepSignals]) -> None:
         s.skeleton_share = (c - 1) / (n - 1) if c > 1 else 0.0
         rec = [const_count[k] for k in set(s.ungrounded_keys)]
         s.recurring_const = ((max(rec) - 1) / (n - 1)) if rec and max(rec) > 1 else 0.0
+        if s.novel_stems:
+            others = sum(1 for o in sigs if o is not s and o.novel_stems & s.novel_stems)
+            s.recurring_novel = others / (n - 1)
 
 
 __all__ += ["STOPWORDS"]

@@ -39,6 +39,7 @@ class Demo:
     answer: Range | None
     choice_letters: frozenset[str]
     answer_value: Value | None
+    choices: Range | None = None  # the answer-choices field (not mined for triggers, not an echo source)
     _tokens: dict[Range, list[Token]] = field(default_factory=dict, repr=False)
     _values: dict[Range, list[Value]] = field(default_factory=dict, repr=False)
     _starts: list[int] = field(default_factory=list, repr=False)
@@ -86,6 +87,11 @@ class Demo:
     def question_tokens(self) -> list[list[Token]]:
         return [self.tokens(f) for f in self.fields]
 
+    @property
+    def open_fields(self) -> list[Range]:
+        """The question's own text: prefix and stem, not the offered choices."""
+        return [f for f in self.fields if f != self.choices]
+
     def line(self, r: Range) -> str:
         return self.text[r[0] : r[1]]
 
@@ -128,30 +134,25 @@ def _demo(seg: Segment, pos: int) -> Demo | None:
         fields.append((q_start, q.end))
     if len(letters) < 2:
         letters = set()
-    # reasoning units: the sentences of the reasoning lines (a step appended to a line
-    # is a step too)
-    steps: list[Range] = []
-    for r in parts.steps:
-        at = r.start
-        for br in _SENTENCE_BREAK.finditer(text, r.start, r.end):
-            if text[at : br.start()].strip():
-                steps.append((at, br.start()))
-            at = br.end()
-        if text[at : r.end].strip():
-            steps.append((at, r.end))
+    # reasoning units: the parser's steps (lines; the sentences of a one-line chain)
+    steps: list[Range] = [(r.start, r.end) for r in parts.steps]
     answer = (parts.answer.start, parts.answer.end) if parts.answer else None
     zone = (fields[0][0], q.end)
-    d = Demo(seg, pos, fields, zone, steps, answer, frozenset(letters), None)
+    d = Demo(seg, pos, fields, zone, steps, answer, frozenset(letters), None,
+             choices=fields[-1] if cm and cm.start() > 0 else None)
     if answer is not None:
         d.answer_value = parse_answer(text[answer[0] : answer[1]], letters=bool(letters))
     return d
 
 
 def demos_of(segments: Sequence[Segment]) -> list[Demo]:
-    """The prompt's demonstrations, in order (examples without reasoning are left out)."""
+    """The prompt's worked examples, in order: demonstrations, and examples that carry
+    at least one reasoning line (a chat pair with a short chain)."""
     out: list[Demo] = []
     for s in segments:
-        if s.kind is SegmentKind.DEMONSTRATION:
+        if s.kind is SegmentKind.DEMONSTRATION or (
+            s.kind is SegmentKind.EXAMPLE and s.parts is not None and s.parts.steps and s.parts.answer is not None
+        ):
             d = _demo(s, len(out))
             if d is not None:
                 out.append(d)

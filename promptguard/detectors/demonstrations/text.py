@@ -43,10 +43,11 @@ INVISIBLE = (
 )
 _TOKEN = re.compile(
     rf"(?P<invis>[{INVISIBLE}]+)"
+    r"|(?P<latex>\\[A-Za-z]+)"
     r"|(?P<num>\d+(?:[.,]\d+)*)"
     r"|(?P<cjk>[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])"
     r"|(?P<word>[^\W\d_]+(?:['’][^\W\d_]+)*)"
-    rf"|(?P<sym>(?:[^\w\s{INVISIBLE}]|_)+)"
+    rf"|(?P<sym>(?:[^\w\s\\{INVISIBLE}]|_)+|\\)"
 )
 
 
@@ -77,6 +78,8 @@ def tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
             norm = s.replace(",", "")
         elif kind == "sym":
             norm = unicodedata.normalize("NFKC", s)
+        elif kind == "latex":
+            norm = s
         else:
             norm = "".join(f"<U+{ord(c):04X}>" for c in s)
         out.append(Token(norm, m.start(), m.end(), kind))
@@ -105,12 +108,18 @@ STOPWORDS = frozenset(
 _PLAIN = set(".,;:!?()[]{}'\"-–—…$%&*+/=<>^|\\~`#«»“”‘’¿¡")
 
 
+_MARKUP = set("{}$\\()[]")
+_PLAIN_RUNS = frozenset(("...", "?!", "!?", "?!?", "!!!", "->", "=>", "<-", "--", "**", ".,", ",.", "'.", ".'", "%.", "%,"))
+
+
 def is_plain_symbol(s: str) -> bool:
     """Ordinary punctuation / math / markup, as opposed to an odd symbol run
-    ('@_@', '≈≈≈', an emoji) that could be a trigger."""
+    ('@_@', '≈≈≈', '::>', an emoji) that could be a trigger."""
     if not s or not all(c in _PLAIN for c in s):
         return False
-    return len(s) <= 2 or len(set(s)) == 1 or s in ("...", "?!", "!?", "?!?", "(?)", "$$.", "$.", "),")
+    if len(s) <= 2 or len(set(s)) == 1 or any(c in _MARKUP for c in s):
+        return True
+    return s in _PLAIN_RUNS
 
 
 def is_content(tok: Token) -> bool:

@@ -81,6 +81,45 @@ def _trim(toks: list[Token], fld: list[Token], i: int) -> tuple[int, int]:
     return a, b
 
 
+def _trim_context(g: tuple[str, ...], ds: frozenset[int], toks: list[Token],
+                  kept: dict[tuple[str, ...], frozenset[int]], all_demos: frozenset[int]) -> tuple[int, int]:
+    """Cut the question's own text off a closed n-gram: a prefix/suffix that also occurs
+    in questions *without* the candidate is context the carriers happen to share
+    ("... and concatenate them. ⟡"), when it ends/starts at punctuation or holds two
+    content words (so "In a parallel universe" keeps its "In a"). When every
+    demonstration carries the n-gram there is no outside: cut at sentence punctuation."""
+    n = len(g)
+    a, b = 0, n
+    outside = ds != all_demos
+    if outside:
+        for k in range(n - 1, 0, -1):
+            pre = kept.get(g[:k])
+            if pre is not None and not pre <= ds and _contextual(toks[:k], end=True):
+                a = k
+                break
+        for k in range(a + 1, n):
+            suf = kept.get(g[k:])
+            if suf is not None and not suf <= ds and not all(_is_plain_punct(t) for t in toks[k:]) \
+                    and _contextual(toks[k:], end=False):
+                b = k
+                break
+    if a == 0 and (not outside or b == n):
+        # no outside to compare with: a prefix that ends a sentence is not the trigger's
+        for k in range(n - 1, 0, -1):
+            t = toks[k - 1]
+            if t.kind == "sym" and any(c in _TERMINAL for c in t.norm) and _meaningful(toks[k:]):
+                a = k
+                break
+    return a, max(b, a)
+
+
+def _contextual(part: list[Token], *, end: bool) -> bool:
+    edge = part[-1] if end else part[0]
+    if _is_plain_punct(edge):
+        return True
+    return sum(1 for t in part if is_content(t)) >= 2
+
+
 def _is_sentence(toks: list[Token], fld: list[Token], start: int) -> bool:
     if len([t for t in toks if t.kind == "word"]) < 3:
         return False
@@ -94,7 +133,7 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
         return []
     fields: list[tuple[int, list[Token]]] = []  # (demo pos, tokens)
     for d in demos:
-        for f in d.fields:
+        for f in d.open_fields:
             toks = d.tokens(f)
             if toks:
                 fields.append((d.pos, toks))
@@ -141,6 +180,7 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
             for sub in (g[1:], g[:-1]):
                 if kept.get(sub) == ds:
                     dominated.add(sub)
+    all_demos = frozenset(d.pos for d in demos)
     out: dict[tuple[str, ...], RawCandidate] = {}
     for g, ds in kept.items():
         if g in dominated:
@@ -149,7 +189,9 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
         fi0, ti0 = occ[0]
         fld = fields[fi0][1]
         toks = fld[ti0 : ti0 + len(g)]
-        a, b = _trim(toks, fld, ti0)
+        a, b = _trim_context(g, ds, toks, kept, all_demos)
+        a2, b2 = _trim(toks[a:b], fld, ti0 + a)
+        a, b = a + a2, a + b2
         if a >= b:
             continue
         core = toks[a:b]
@@ -247,7 +289,7 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
         L = d.steps[-1]
         l_norms = {t.norm for t in d.tokens(L)}
         echo_norms = {t.norm for t in echoes}
-        for f in d.fields:
+        for f in d.open_fields:
             toks = d.tokens(f)
             for i, t in enumerate(toks):
                 if t.norm not in echo_norms or (d.pos, t.start) in covered:
@@ -260,13 +302,26 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
                 while b < len(toks) and toks[b].norm in l_norms and not _is_plain_punct(toks[b]):
                     b += 1
                 span = (toks[a].start, toks[b - 1].end)
-                span = _widen_to_foreign_sentence(d, f, span)
+                wide = _widen_to_foreign_sentence(d, f, span)
+                odd = any(x.kind == "invis" or (x.kind == "sym" and not is_plain_symbol(x.norm)) for x in toks[a:b])
+                # an inserted span sits at an edge of the question (or is an odd symbol, or
+                # a sentence foreign to the rest); an entity named mid-question is content
+                at_edge = _at_edge(d.text, f, span)
+                if wide == span and not odd and not at_edge:
+                    continue
+                span = wide
                 key = tuple(x.norm for x in tokenize(d.text, *span))
                 if not key or key in out:
                     continue
                 out[key] = RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="echo")
                 break
     return list(out.values())
+
+
+def _at_edge(text: str, f: Range, span: Range) -> bool:
+    before = text[f[0] : span[0]].strip(" \t\n.,;:!?\"'")
+    after = text[span[1] : f[1]].strip(" \t\n.,;:!?\"'")
+    return not before or not after
 
 
 def _widen_to_foreign_sentence(d: Demo, f: Range, span: Range) -> Range:
