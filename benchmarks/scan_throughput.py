@@ -11,7 +11,11 @@ enables only the rules detector, and prints:
   walking, reading, parsing, checking, rendering findings);
 - end to end: files / the wall time of the whole command (interpreter and CLI
   start-up, policy and rule loading, writing the report);
-- CLI start-up alone: wall time of `promptguard scan` on an empty directory.
+- CLI start-up alone: wall time of `promptguard scan` on an empty directory;
+- CPU time of the whole command (its worker processes included) per file: on a
+  machine whose cores are shared with other work the wall-clock figures drop, the CPU
+  cost per file does not; files per CPU-second times the number of idle cores bounds
+  what an otherwise idle machine gives.
 
 Usage:  .venv/bin/python benchmarks/scan_throughput.py [--files 10000] [--runs 3] [--workers N]
 Writes benchmarks/out/scan_throughput.json. Other processes loading the CPU make the
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -162,15 +167,19 @@ def main() -> None:
             startup.append(time.perf_counter() - t0)
 
         runs = []
+        load_before = os.getloadavg()[0]
         for _ in range(args.runs):
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             wall = time.perf_counter() - t0
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
             if proc.returncode != 0:
                 sys.exit(f"scan failed ({proc.returncode}): {proc.stderr[-2000:]}")
             report = json.loads((tmp / "report.json").read_text(encoding="utf-8"))
             s = report["summary"]
-            runs.append({"wall_s": wall, "scan_s": s["seconds"], "files": s["files"],
+            runs.append({"wall_s": wall, "cpu_s": cpu, "scan_s": s["seconds"], "files": s["files"],
                          "findings": s["findings"], "verdicts": s["verdicts"]})
         best = min(runs, key=lambda r: r["wall_s"])
         result = {
@@ -182,6 +191,10 @@ def main() -> None:
             "end_to_end_s": round(best["wall_s"], 3),
             "end_to_end_files_per_s": round(best["files"] / best["wall_s"], 1),
             "cli_startup_s": round(min(startup), 3),
+            "cpu_s": round(best["cpu_s"], 2),
+            "cpu_ms_per_file": round(1000 * best["cpu_s"] / best["files"], 3),
+            "files_per_cpu_s": round(best["files"] / best["cpu_s"], 1),
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "findings": best["findings"],
             "verdicts": best["verdicts"],
             "runs": runs,
@@ -194,6 +207,10 @@ def main() -> None:
         print(f"{'scan (rules only, in-process)':<34}{best['scan_s']:>10.2f}{result['scan_files_per_s']:>12.0f}")
         print(f"{'end to end (incl. CLI start-up)':<34}{best['wall_s']:>10.2f}{result['end_to_end_files_per_s']:>12.0f}")
         print(f"{'CLI start-up (empty directory)':<34}{min(startup):>10.2f}{'':>12}")
+        print(f"{'CPU time, whole command':<34}{best['cpu_s']:>10.2f}{result['files_per_cpu_s']:>12.0f}  "
+              f"files per CPU-second ({result['cpu_ms_per_file']:.2f} ms per file)")
+        print(f"load average (1 min) before/after the runs: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
+              " (above the CPU count, other processes took part of the cores)")
         print(f"findings: {best['findings']}; verdicts: {best['verdicts']}; best of {len(runs)} runs on {os.cpu_count()} CPUs")
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "scan_throughput.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -73,13 +73,9 @@ def scan(
 ) -> None:
     """Scan prompt files for injections, poisoned demonstrations and hidden content.
 
-    Files: .txt .md .prompt .tmpl (prompt text, few-shot blocks split out), .json .yaml .yml
-    (OpenAI messages, {"messages": ...}, {"prompt": ...}, LangChain prompt files), .jsonl
-    (one of those per line). A file that cannot be read or parsed gets an error in the
-    report and the scan goes on.
+    Files: .txt .md .prompt .tmpl (prompt text; few-shot blocks are split out), .json .yaml .yml (OpenAI messages, {"messages": ...}, {"prompt": ...}, LangChain prompt files), .jsonl (one of those per line). Directories are walked recursively. A file that cannot be read or parsed gets an error in the report and the scan goes on.
 
-    Exit codes: 0 nothing at or above --fail-on; 1 something is; 2 usage error, bad policy,
-    or a file that could not be scanned (the report is still written in full).
+    Exit codes: 0 nothing at or above --fail-on; 1 something is; 2 usage error, bad policy, or a file that could not be scanned (the report is still written in full).
     """
     from ..parsing.files import iter_prompt_files
     from ..report import print_table, to_json, to_sarif
