@@ -370,7 +370,7 @@ class _Core:
         annotate: bool = True,
         annotate_messages: bool = False,
         max_events: int = 1000,
-        max_runs: int = 10000,
+        max_runs: int = 1000,
     ) -> None:
         if on_sanitize not in ("block", "flag"):
             raise ValueError("on_sanitize must be 'block' or 'flag'")
@@ -639,7 +639,7 @@ class _Core:
         except Exception:  # noqa: BLE001
             log.exception("promptguard: should_audit failed")
             return None
-        return (state.body, state.segments, response.generations[0][0].text)
+        return (state.body, state.segments, response.generations[0][0].text, state.findings)
 
     def _audit_inline(self) -> bool:
         cfg = getattr(self.auditor, "cfg", None) or getattr(self.auditor, "config", None)

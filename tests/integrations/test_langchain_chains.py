@@ -232,3 +232,35 @@ def test_tool_output_is_checked_as_context(chat_model, guard):
                           config={"callbacks": [h]})
     assert "ship the same day" in pv.to_messages()[0].content
     assert [(e.event, e.action) for e in h.events] == [("tool_end", Action.ALLOW)]
+
+
+def test_answer_audit_with_the_real_backend(chat_model, llama_server, guard):
+    """on_llm_end hands the run's request, segments and answer to the real auditor, which
+    re-queries the same local model (sync handler: audit_sync; twice, so a second event
+    loop is used after the first one closed)."""
+    audit = pytest.importorskip("promptguard.audit", reason="the answer audit is not in this checkout")
+    from promptguard.backends import create_backend
+
+    auditor = audit.Auditor(create_backend(llama_server.base_url),
+                            audit.AuditConfig(mode="always", max_extra_calls=1, max_tokens=8, timeout_s=120))
+    h = PromptGuardCallbackHandler(guard, auditor=auditor)
+    chain = few_shot_chat(DEMOS) | chat_model
+    for _ in range(2):
+        chain.invoke(QUESTION, config={"callbacks": [h]})
+    ends = [e for e in h.events if e.event == "llm_end"]
+    assert len(ends) == 2
+    for ev in ends:
+        assert ev.audit is not None and ev.audit["status"] in ("clean", "triggered", "inconclusive"), ev.audit
+        assert ev.audit["extra_calls"] <= 1 and "audit" in ev.decision.checks
+
+
+async def test_answer_audit_async_handler(chat_model, llama_server, guard):
+    audit = pytest.importorskip("promptguard.audit", reason="the answer audit is not in this checkout")
+    from promptguard.backends import create_backend
+
+    auditor = audit.Auditor(create_backend(llama_server.base_url),
+                            audit.AuditConfig(mode="always", max_extra_calls=1, max_tokens=8, timeout_s=120))
+    h = AsyncPromptGuardCallbackHandler(guard, auditor=auditor)
+    await (few_shot_chat(DEMOS) | chat_model).ainvoke(QUESTION, config={"callbacks": [h]})
+    ev = h.events[-1]
+    assert ev.event == "llm_end" and ev.audit["status"] in ("clean", "triggered", "inconclusive"), ev.audit

@@ -275,7 +275,7 @@ class StubAuditor:
     def should_audit(self, segments, findings):
         return True
 
-    def _report(self, body, segments, answer):
+    def _report(self, body, segments, answer, findings=()):
         from promptguard.findings import Finding
 
         self.calls.append((body, answer))
@@ -292,11 +292,11 @@ class StubAuditor:
 
         return Report()
 
-    def audit_sync(self, body, segments, answer):
-        return self._report(body, segments, answer)
+    def audit_sync(self, body, segments, answer, findings=()):
+        return self._report(body, segments, answer, findings)
 
-    async def audit(self, body, segments, answer):
-        return self._report(body, segments, answer)
+    async def audit(self, body, segments, answer, findings=()):
+        return self._report(body, segments, answer, findings)
 
 
 @pytest.mark.parametrize("triggered", [False, True])
@@ -342,3 +342,41 @@ def test_audit_store_records_decisions(tmp_path, guard):
 def test_events_for_accepts_strings_and_unknown_runs(guard):
     h = PromptGuardCallbackHandler(guard)
     assert h.events_for(str(uuid.uuid4())) == [] and h.last_event is None
+
+
+def test_streaming_blocks_before_the_first_chunk_or_ends_the_stream(guard, tmp_path, make_policy):
+    chunks = []
+    with pytest.raises(PromptBlocked):
+        for c in (chat_prompt(POISONED) | FakeListChatModel(responses=["abc"])).stream(
+                {"input": "q"}, config={"callbacks": [PromptGuardCallbackHandler(guard)]}):
+            chunks.append(c)
+    assert chunks == []
+    pol = make_policy(tmp_path, extra_rules="""
+      - id: T-ANS-ANY
+        description: any answer at all (test rule)
+        kinds: [answer]
+        severity: high
+        patterns: ['\\w']
+    """)
+    with pytest.raises(PromptBlocked) as ei:
+        for c in (chat_prompt(DEMOS) | FakeListChatModel(responses=["abc"])).stream(
+                {"input": "q"}, config={"callbacks": [PromptGuardCallbackHandler(policy=pol)]}):
+            chunks.append(c.content)
+    assert "".join(chunks) == "abc" and ei.value.event.event == "llm_end"
+
+
+def test_runnable_drops_a_whole_demonstration_pair(guard):
+    """The rebuild step alone, with a drop edit made here (what the demonstrations
+    detector's sanitizer returns for a poisoned demonstration)."""
+    from promptguard.guard import GuardResult
+    from promptguard.integrations.langchain import PromptGuardRunnable
+    from promptguard.policy import Decision
+    from promptguard.sanitize import Edit
+
+    msgs = chat_prompt(DEMOS).invoke({"input": "What is 3 + 4?"}).to_messages()
+    make, rebuild = PromptGuardRunnable(guard)._plan(msgs)
+    segs = make()
+    demo = next(s for s in segs if s.kind is SegmentKind.DEMONSTRATION and s.index == 1)
+    out = rebuild(GuardResult(segs, Decision(Action.SANITIZE), edits=[Edit(demo, reason="test")]))
+    assert [m.type for m in out] == ["system", "human", "ai", "human"]
+    assert out[1] is msgs[1] and out[2] is msgs[2] and out[3] is msgs[5]
