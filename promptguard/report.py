@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from . import __version__
 from .scanner import ScanReport

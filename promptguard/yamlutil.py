@@ -18,7 +18,7 @@ _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def safe_load(text: str) -> Any:
     """`yaml.safe_load`, with libyaml when available."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=_Loader)  # a safe loader (SafeLoader or CSafeLoader)
 
 
 class YamlError(ValueError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from promptguard import Action, Edit, Finding, Guard, GuardResult, segments_from_messages, segments_from_prompt
 from promptguard.policy import policy_from_text

@@ -110,10 +110,7 @@ def _compact_split(body: str) -> list[tuple[int, int]]:
     cuts = [start for start, w in marks if w == word]
     if len(cuts) == 1 and cuts[0] == 0:
         return [(0, len(body))]
-    # the first line may carry a prefixed marker ("@_@ Question: ..."): keep it whole
-    if cuts[0] != 0 and _QMARK_PREFIXED.match(body):
-        cuts = [0] + cuts
-    if cuts[0] != 0:
+    if cuts[0] != 0:  # text before the first marker line is a block of its own
         cuts = [0] + cuts
     return [(a, b) for a, b in zip(cuts, cuts[1:] + [len(body)])]
 
@@ -160,15 +157,13 @@ def _skip_cue(text: str, s: int, e: int) -> int:
     return s
 
 
-def answer_parts(text: str, lines: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int] | None, bool]:
-    """Reasoning steps and answer among `lines` (the answer region of a worked example).
-
-    Returns (steps, answer, cue_only): `cue_only` is True when the region is only an
-    empty answer cue ("A:") or "Let's think step by step." awaiting the model.
-    """
+def answer_parts(text: str, lines: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """Reasoning steps and answer among `lines` (the answer region of a worked
+    example), as (start, end) ranges into `text`. An opening answer marker ("A:")
+    and a "Let's think step by step." cue are neither."""
     lines = list(lines)
     if not lines:
-        return [], None, False
+        return [], None
     marker_first = False
     # an opening answer marker: "A: ...", "Answer: ..."
     s, e = lines[0]
@@ -182,7 +177,7 @@ def answer_parts(text: str, lines: list[tuple[int, int]]) -> tuple[list[tuple[in
     else:
         lines[0] = (s, e)
     if not lines:
-        return [], None, True
+        return [], None
     # the answer: the last line, or the tail of it after inline reasoning
     s, e = lines[-1]
     answer: tuple[int, int] | None = None
@@ -218,7 +213,7 @@ def answer_parts(text: str, lines: list[tuple[int, int]]) -> tuple[list[tuple[in
         steps.append((pos, e))
     else:
         steps = lines
-    return [st for st in steps if st[1] > st[0]], answer, False
+    return [st for st in steps if st[1] > st[0]], answer
 
 
 def _is_cue_line(text: str, s: int, e: int) -> bool:
@@ -267,7 +262,7 @@ def parse_block(text: str) -> ParsedBlock:
     if cm and cm.start() > q_start:
         q_end = cm.start()
     q_end = max(q_end, q_start)
-    steps, answer, cue_only = answer_parts(text, lines[i:])
+    steps, answer = answer_parts(text, lines[i:])
     question = TextRange(q_start, q_end)
     parts = DemoParts(
         question=question,

@@ -23,11 +23,11 @@ from typing import Any, Sequence
 
 import yaml
 
-from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
-from .completion import _lines, answer_parts, parse_block, parse_completion
+from ..segments import Anchor, SegmentBuilder, SegmentKind
+from .completion import parse_block, parse_completion
 from .errors import ParseError
 from ..yamlutil import safe_load
-from .openai import is_cot, parse_messages
+from .openai import pair_parts, parse_messages
 
 __all__ = [
     "parse_langchain_prompt_obj",
@@ -196,19 +196,9 @@ def _add_example(b: SegmentBuilder, text: str, pos: int, out_val: str, prompt: i
         b.add(kind, text, anchors=anchors, parts=blk.parts, prompt=prompt, source="langchain:example")
         return
     k = text.rfind(out_val) if out_val.strip() else -1
-    parts = None
-    kind = SegmentKind.EXAMPLE
+    parts, kind = None, SegmentKind.EXAMPLE
     if k > 0:
-        q_end = len(text[:k].rstrip())
-        lines = _lines(text, k, k + len(out_val))
-        steps, answer, _ = answer_parts(text, lines)
-        explicit = answer is not None
-        if answer is None and lines:
-            answer, steps = lines[-1], lines[:-1]
-        parts = DemoParts(TextRange(0, q_end), tuple(TextRange(s, e) for s, e in steps),
-                          TextRange(*answer) if answer else None)
-        if steps and (explicit or is_cot(out_val)):
-            kind = SegmentKind.DEMONSTRATION
+        parts, kind = pair_parts(text, len(text[:k].rstrip()), k, k + len(out_val))
     b.add(kind, text, anchors=anchors, parts=parts, prompt=prompt, source="langchain:example")
 
 

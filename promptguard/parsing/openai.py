@@ -19,7 +19,7 @@ from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
 from .completion import _lines, answer_parts, parse_block, parse_completion, split_blocks
 from .errors import ParseError
 
-__all__ = ["parse_messages", "is_cot"]
+__all__ = ["parse_messages", "is_cot", "pair_parts"]
 
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _COT_CUE = re.compile(r"step[- ]by[- ]step|\bfirst\b|\btherefore\b|\bso\b|=", re.IGNORECASE)
@@ -123,6 +123,25 @@ def _add_whole(b: SegmentBuilder, kind: SegmentKind, text: str, mi: int, prompt:
           source=source or role)
 
 
+def pair_parts(text: str, q_end: int, a_start: int, a_end: int) -> tuple[DemoParts, SegmentKind]:
+    """Parts and kind of a question (text[:q_end]) followed by its answer
+    (text[a_start:a_end]): the answer's last line, or its "The answer is …" tail,
+    is the answer, the lines (or sentences) before it the reasoning steps. A
+    demonstration when there are steps and the answer is explicit or reasons."""
+    lines = _lines(text, a_start, a_end)
+    steps, answer = answer_parts(text, lines)
+    explicit = answer is not None
+    if answer is None and lines:
+        answer, steps = lines[-1], lines[:-1]
+    parts = DemoParts(
+        TextRange(0, q_end),
+        tuple(TextRange(s, e) for s, e in steps),
+        TextRange(*answer) if answer else None,
+    )
+    reasons = bool(steps) and (explicit or is_cot(text[a_start:a_end]))
+    return parts, SegmentKind.DEMONSTRATION if reasons else SegmentKind.EXAMPLE
+
+
 def _add_pair(b: SegmentBuilder, q: str, qi: int, a: str, ai: int, prompt: int) -> None:
     """A user/assistant pair as one example or demonstration segment.
 
@@ -136,15 +155,5 @@ def _add_pair(b: SegmentBuilder, q: str, qi: int, a: str, ai: int, prompt: int) 
     text = q + sep + a
     a_off = len(q) + len(sep)
     anchors = (Anchor(0, len(q), qi, q_lead), Anchor(a_off, len(a), ai, a_lead))
-    lines = _lines(text, a_off)
-    steps, answer, _ = answer_parts(text, lines)
-    explicit = answer is not None
-    if answer is None and lines:
-        answer, steps = lines[-1], [ln for ln in lines[:-1]]
-    parts = DemoParts(
-        TextRange(0, len(q)),
-        tuple(TextRange(s, e) for s, e in steps),
-        TextRange(*answer) if answer else None,
-    )
-    kind = SegmentKind.DEMONSTRATION if steps and (explicit or is_cot(a)) else SegmentKind.EXAMPLE
+    parts, kind = pair_parts(text, len(q), a_off, len(text))
     b.add(kind, text, anchors=anchors, parts=parts, role="user", prompt=prompt, source="few-shot")

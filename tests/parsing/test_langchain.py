@@ -12,7 +12,6 @@ import pytest
 from promptguard.parsing import ParseError
 from promptguard.parsing.files import parse_file
 from promptguard.parsing.langchain import langchain_messages_to_openai, parse_langchain_messages
-from promptguard.segments import SegmentKind as K
 
 lc_prompts = pytest.importorskip("langchain_core.prompts")
 
