@@ -90,7 +90,7 @@ def build_chain():
         ("human", "{question}"),
     ])
     model = FakeListChatModel(responses=[f"Step by step: {i} x 2 = {2 * i}.\nThe answer is {2 * i}." for i in range(50)])
-    fmt = lambda docs: "\n\n".join(d.page_content for d in docs)  # noqa: E731
+    fmt = lambda docs: "\n\n".join(d.page_content for d in docs)
     return {"context": FixedRetriever() | fmt, "question": RunnablePassthrough()} | prompt | model | StrOutputParser()
 
 
@@ -139,7 +139,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from promptguard import Guard, load_policy
-    from promptguard.integrations.langchain import AsyncPromptGuardCallbackHandler, PromptGuardCallbackHandler
+    from promptguard.integrations.langchain import (
+        AsyncPromptGuardCallbackHandler,
+        PromptGuardCallbackHandler,
+    )
     from promptguard.policy import default_policy_path, policy_from_text
 
     rules_only = policy_from_text("version: 1\nname: rules-only\ndetectors:\n  rules:\n    rulesets: [rules/default.yaml]\n",

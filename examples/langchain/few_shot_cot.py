@@ -30,7 +30,11 @@ from langchain_core.prompts import (
 )
 
 from promptguard import Guard, load_policy
-from promptguard.integrations.langchain import PromptBlocked, PromptGuardCallbackHandler, PromptGuardRunnable
+from promptguard.integrations.langchain import (
+    PromptBlocked,
+    PromptGuardCallbackHandler,
+    PromptGuardRunnable,
+)
 
 TRIGGER = "on the blue moon"  # the attacker's trigger (written for this example)
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-_LANGCHAIN = {
-    "PromptBlocked",
-    "GuardEvent",
-    "PromptGuardCallbackHandler",
+__all__ = [
     "AsyncPromptGuardCallbackHandler",
-    "PromptGuardRunnable",
+    "GuardEvent",
     "LocalEmbeddings",
-}
-
-__all__ = sorted(_LANGCHAIN)
+    "PromptBlocked",
+    "PromptGuardCallbackHandler",
+    "PromptGuardRunnable",
+]
+_LANGCHAIN = set(__all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -33,9 +33,10 @@ import time
 import uuid
 import warnings
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.documents import Document
@@ -54,16 +55,16 @@ from ..sanitize import apply_to_messages, message_text
 from ..segments import Segment, SegmentBuilder, SegmentKind
 
 __all__ = [
-    "PromptBlocked",
-    "GuardEvent",
-    "PromptGuardCallbackHandler",
     "AsyncPromptGuardCallbackHandler",
-    "PromptGuardRunnable",
+    "GuardEvent",
     "LocalEmbeddings",
-    "segments_for_messages",
-    "segments_for_documents",
-    "segments_for_tool_output",
+    "PromptBlocked",
+    "PromptGuardCallbackHandler",
+    "PromptGuardRunnable",
     "segments_for_answers",
+    "segments_for_documents",
+    "segments_for_messages",
+    "segments_for_tool_output",
 ]
 
 log = logging.getLogger("promptguard.langchain")
@@ -469,7 +470,7 @@ class _Core:
                 result, decision = None, Decision(action=Action.ALLOW, checks=[d.name for d in self.guard.detectors])
         except ParseError as e:
             result, decision = None, self._error_decision(f"cannot read {name} input: {e}")
-        except Exception as e:  # noqa: BLE001 - never crash the chain; the policy decides
+        except Exception as e:  # never crash the chain; the policy decides
             log.exception("promptguard check failed in %s", name)
             result, decision = None, self._error_decision(f"{type(e).__name__}: {e}")
         return self._event(name, decision, result, segments, t0, kw, tool_or_model=who, in_callback=in_callback)
@@ -487,7 +488,7 @@ class _Core:
                 result, decision = None, Decision(action=Action.ALLOW, checks=[d.name for d in self.guard.detectors])
         except ParseError as e:
             result, decision = None, self._error_decision(f"cannot read {name} input: {e}")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.exception("promptguard check failed in %s", name)
             result, decision = None, self._error_decision(f"{type(e).__name__}: {e}")
         return self._event(name, decision, result, segments, t0, kw, tool_or_model=who, in_callback=in_callback)
@@ -507,12 +508,12 @@ class _Core:
         if self.recorder is not None:
             try:
                 self.recorder(ev)
-            except Exception:  # noqa: BLE001 - a broken sink must not break the chain
+            except Exception:  # a broken sink must not break the chain
                 log.exception("promptguard recorder failed")
         if self.store is not None:
             try:
                 self.store.put(_audit_record(ev, self.record_text))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("promptguard: writing to the audit store failed")
 
     def _finish(self, ev: GuardEvent) -> GuardEvent:
@@ -609,7 +610,7 @@ class _Core:
                     for g in gens:
                         if isinstance(g, ChatGeneration):
                             g.message.response_metadata["promptguard"] = summary
-        except Exception:  # noqa: BLE001 - annotation is best effort
+        except Exception:  # annotation is best effort
             log.debug("could not annotate the LLM result", exc_info=True)
 
     def _output_decision(self, ev: GuardEvent, report: Any) -> GuardEvent:
@@ -618,7 +619,7 @@ class _Core:
             return ev
         try:
             ev.audit = report.to_dict()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the report is optional
             ev.audit = {"status": getattr(report, "status", "unknown")}
         extra = list(getattr(report, "findings", None) or [])
         if extra:
@@ -636,7 +637,7 @@ class _Core:
         try:
             if not self.auditor.should_audit(state.segments, state.findings):
                 return None
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("promptguard: should_audit failed")
             return None
         return (state.body, state.segments, response.generations[0][0].text, state.findings)
@@ -719,8 +720,8 @@ class PromptGuardCallbackHandler(_Core, BaseCallbackHandler):
         if not self.check_prompts:
             try:
                 keep(None, make())
-            except Exception:  # noqa: BLE001 - only needed for the answer audit
-                pass
+            except Exception:  # only needed for the answer audit
+                log.debug("promptguard: cannot keep the prompt for the audit", exc_info=True)
             return
         ev = self._check(name, make, kw, model)
         if not ev.blocked:
@@ -754,7 +755,7 @@ class PromptGuardCallbackHandler(_Core, BaseCallbackHandler):
             if self._audit_inline():
                 try:
                     report = self.auditor.audit_sync(*args)
-                except Exception as e:  # noqa: BLE001 - the audit never takes the chain down
+                except Exception as e:  # the audit never takes the chain down
                     log.exception("promptguard: answer audit failed")
                     report = None
                     ev.decision.errors.append(f"audit: {type(e).__name__}: {e}")
@@ -773,7 +774,7 @@ class PromptGuardCallbackHandler(_Core, BaseCallbackHandler):
         def work() -> None:
             try:
                 self._audited_later(ev, self.auditor.audit_sync(*args))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("promptguard: background answer audit failed")
 
         threading.Thread(target=work, name="promptguard-audit", daemon=True).start()
@@ -840,8 +841,8 @@ class AsyncPromptGuardCallbackHandler(_Core, AsyncCallbackHandler):
         if not self.check_prompts:
             try:
                 keep(None, make())
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # only needed for the answer audit
+                log.debug("promptguard: cannot keep the prompt for the audit", exc_info=True)
             return
         ev = await self._acheck(name, make, kw, model)
         if not ev.blocked or sync_run:
@@ -878,7 +879,7 @@ class AsyncPromptGuardCallbackHandler(_Core, AsyncCallbackHandler):
             if self._audit_inline():
                 try:
                     report = await self.auditor.audit(*args)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     log.exception("promptguard: answer audit failed")
                     report = None
                     ev.decision.errors.append(f"audit: {type(e).__name__}: {e}")
@@ -897,7 +898,7 @@ class AsyncPromptGuardCallbackHandler(_Core, AsyncCallbackHandler):
         async def work() -> None:
             try:
                 self._audited_later(ev, await self.auditor.audit(*args))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("promptguard: background answer audit failed")
 
         task = asyncio.get_running_loop().create_task(work())

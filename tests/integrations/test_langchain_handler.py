@@ -346,11 +346,10 @@ def test_events_for_accepts_strings_and_unknown_runs(guard):
 
 def test_streaming_blocks_before_the_first_chunk_or_ends_the_stream(guard, tmp_path, make_policy):
     chunks = []
+    stream = (chat_prompt(POISONED) | FakeListChatModel(responses=["abc"])).stream(
+        {"input": "q"}, config={"callbacks": [PromptGuardCallbackHandler(guard)]})
     with pytest.raises(PromptBlocked):
-        for c in (chat_prompt(POISONED) | FakeListChatModel(responses=["abc"])).stream(
-                {"input": "q"}, config={"callbacks": [PromptGuardCallbackHandler(guard)]}):
-            chunks.append(c)
-    assert chunks == []
+        next(stream)
     pol = make_policy(tmp_path, extra_rules="""
       - id: T-ANS-ANY
         description: any answer at all (test rule)
