@@ -133,7 +133,11 @@ def auto_workers(n_files: int) -> int:
     such as torch was loaded to build it); otherwise 1."""
     if n_files < PARALLEL_MIN_FILES or not _can_fork():
         return 1
-    return max(1, min(os.cpu_count() or 1, 8))
+    try:
+        cpus = len(os.sched_getaffinity(0))  # the CPUs this process may run on
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 def _can_fork() -> bool:
