@@ -682,6 +682,7 @@ def _note(rec: AuditRecord, result: GuardResult, stage: str, merge: bool = False
     found = decision_dicts(result)
     for f in found:
         f["stage"] = stage
+    rec.checks = sorted(set(rec.checks) | set(d.checks))
     if merge:
         rec.findings.extend(found)
         rec.errors.extend(d.errors)

@@ -46,6 +46,7 @@ class AuditRecord:
     findings: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)  # the detectors that really ran
     prompt_sha256: str = ""
     answer_sha256: str = ""
     prompt_text: str | None = None
@@ -59,7 +60,7 @@ class AuditRecord:
 
 
 _COLUMNS = [f.name for f in fields(AuditRecord)]
-_JSON_COLUMNS = {"findings", "errors", "changes"}
+_JSON_COLUMNS = {"findings", "errors", "changes", "checks"}
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS promptguard_audit (
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS promptguard_audit (
   stage TEXT NOT NULL,
   status INTEGER NOT NULL,
   client TEXT, api_key TEXT, model TEXT, stream INTEGER NOT NULL,
-  summary TEXT, findings TEXT, errors TEXT, changes TEXT,
+  summary TEXT, findings TEXT, errors TEXT, changes TEXT, checks TEXT,
   prompt_sha256 TEXT, answer_sha256 TEXT, prompt_text TEXT, answer_text TEXT,
   latency_ms REAL, upstream_ms REAL, worker INTEGER
 );
@@ -87,7 +88,7 @@ CREATE TABLE IF NOT EXISTS promptguard_audit (
   stage TEXT NOT NULL,
   status INTEGER NOT NULL,
   client TEXT, api_key TEXT, model TEXT, stream BOOLEAN NOT NULL,
-  summary TEXT, findings TEXT, errors TEXT, changes TEXT,
+  summary TEXT, findings TEXT, errors TEXT, changes TEXT, checks TEXT,
   prompt_sha256 TEXT, answer_sha256 TEXT, prompt_text TEXT, answer_text TEXT,
   latency_ms DOUBLE PRECISION, upstream_ms DOUBLE PRECISION, worker INTEGER
 );
@@ -322,6 +323,10 @@ class SQLiteStore(Store):
             conn = self._connect()
             try:
                 conn.executescript(_SQLITE_DDL)
+                have = {r[1] for r in conn.execute("PRAGMA table_info(promptguard_audit)")}
+                for c in _COLUMNS:  # a store written by an older version gains the new columns
+                    if c not in have:
+                        conn.execute(f"ALTER TABLE promptguard_audit ADD COLUMN {c} TEXT")
             finally:
                 conn.close()
         except (OSError, sqlite3.Error) as e:
@@ -377,6 +382,8 @@ class PostgresStore(Store):
                 with conn.transaction():
                     for stmt in filter(None, (s.strip() for s in _PG_DDL.split(";"))):
                         conn.execute(stmt)
+                    for c in _COLUMNS:
+                        conn.execute(f"ALTER TABLE promptguard_audit ADD COLUMN IF NOT EXISTS {c} TEXT")
             finally:
                 conn.close()
         except StoreError:
