@@ -180,7 +180,7 @@ class _Context:
 
 
 def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
-                        ctx: _Context) -> dict[str, float]:
+                        ctx: _Context, sigs: list[StepSignals] | None = None) -> dict[str, float]:
     n = len(demos)
     ds = c.demo_set
     toks = tokenize(c.text)
@@ -188,13 +188,18 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     # echo: the demonstration's last line repeats the candidate, exactly, or in part
     # (tokens of the candidate that the last line uses and no earlier line does)
     echo = 0.0
+    exact = 0
+    in_last: list[tuple[int, int, int]] = []
     for p in ds:
         d = demos[p]
         if not d.steps:
             continue
         L = d.steps[-1]
-        if any(o[0] == p and o[1] >= L[0] and o[2] <= L[1] for o in c.step_occ):
+        here = [o for o in c.step_occ if o[0] == p and o[1] >= L[0] and o[2] <= L[1]]
+        if here:
+            in_last.extend(here)
             echo += 1.0
+            exact += 1
             continue
         hit = len([x for x in cand_items if x in ctx.l_items[p] and x not in ctx.e_items[p]])
         echo += 0.5 * min(hit, 2)
@@ -203,9 +208,24 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     outside = [step_p[p] for p in range(n) if p not in ds]
     step_out = sum(outside) / len(outside) if outside else 0.0
     contrast = max(0.0, step_in - step_out) if outside else 0.0
+    # separation: how often a carrier ends more suspiciously than a non-carrier (scale-free)
+    sep = 0.0
+    if outside and ds:
+        pairs = [(step_p[p], q) for p in ds for q in outside]
+        sep = sum(1.0 if a > b + 0.02 else 0.0 for a, b in pairs) / len(pairs)
+    # the carriers' last lines share a template that no other demonstration's has
+    template_in = 0.0
+    if sigs is not None and ds:
+        skel_out = {sigs[p].skeleton for p in range(n) if p not in ds}
+        hits = 0
+        for p in ds:
+            sk = sigs[p].skeleton
+            if len(sk) >= 3 and sk not in skel_out and any(sigs[q].skeleton == sk for q in ds if q != p):
+                hits += 1
+        template_in = hits / len(ds)
     # foreign: the candidate's tokens occur nowhere else in the demonstrations
     inside: dict[str, int] = {}
-    for p, s, e in list(c.occ) + list(c.step_occ):
+    for p, s, e in list(c.occ) + in_last:
         for start, it in ctx.items[p]:
             if s <= start < e and it in cand_items:
                 inside[it] = inside.get(it, 0) + 1
@@ -226,6 +246,10 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
                 break
     rarity = token_rarity(toks)
     stop = stop_fraction(toks)
+    # how specific the span is: an odd symbol, or several content words (not "mg")
+    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in toks)
+    n_content = sum(1 for t in toks if is_content(t))
+    specific = 1.0 if odd else min(1.0, n_content / 2.0)
     edge_f = edge / len(c.occ) if c.occ else 0.0
     # how much the span looks inserted (odd, foreign to the demonstrations, at an edge)
     plaus = (rarity + foreign + edge_f) / 3.0 * (1.0 - 0.5 * stop)
@@ -239,8 +263,15 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         "edge": edge_f,
         "plaus": plaus,
         "echo_x_plaus": echo_rate * plaus,
+        # carriers whose last line repeats the span verbatim, weighted by how specific it is
+        # (one carrier proves nothing: a question's own entity is often named again last)
+        "exact_echo": (exact / len(ds) if len(ds) >= 2 else 0.0) * specific * foreign,
         "step_x_plaus": step_in * plaus,
         "contrast_x_plaus": contrast * plaus,
+        "sep": sep,
+        "template_in": template_in,
+        "sep_x_plaus": sep * plaus,
+        "template_x_plaus": template_in * plaus,
         "single": 1.0 if len(ds) < 2 else 0.0,
         "all_demos": 1.0 if len(ds) == n and n > 1 else 0.0,
         "df_frac": len(ds) / n if n else 0.0,
@@ -290,7 +321,7 @@ def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[fl
         if not any(set(c.tokens) <= set(o.tokens) for o in cands):
             cands.append(c)
     ctx = _Context(demos)
-    return [(c, _candidate_features(c, demos, step_p, ctx)) for c in cands]
+    return [(c, _candidate_features(c, demos, step_p, ctx, sigs)) for c in cands]
 
 
 def demo_features(n: int, step_p: list[float], scored: list[tuple[float, RawCandidate, dict]]) -> list[dict[str, float]]:

@@ -33,8 +33,8 @@ STEP_FEATURES = (
 # support: its carriers echo it, or end with a step their siblings lack. So plausibility
 # enters only multiplied by support.
 TRIGGER_FEATURES = (
-    "echo_rate", "step_in", "contrast", "echo_x_plaus", "step_x_plaus", "contrast_x_plaus",
-    "stop_frac", "single", "all_demos",
+    "echo_rate", "step_in", "contrast", "echo_x_plaus", "exact_echo", "step_x_plaus", "contrast_x_plaus",
+    "sep_x_plaus", "template_x_plaus", "stop_frac", "single", "all_demos",
 )
 DEMO_FEATURES = ("step", "trigger", "step_x_trigger", "echo_of_trigger")
 
@@ -42,7 +42,7 @@ Weights = dict[str, dict[str, float]]
 
 PRINCIPLED: Weights = {
     "step": {
-        "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 1.0, "yesno_stated": 2.0,
+        "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 2.0, "yesno_stated": 2.0,
         "ungrounded": 1.5, "novel": 0.3, "echo": 1.5, "not_in_choices": 2.5, "unsupported": 1.5,
         "honest_check": -2.0, "prev_concluded": 0.0, "skeleton_share": 0.0, "recurring_const": 1.5,
         "recurring_novel": 0.0, "skel_x_anomaly": 2.0,
@@ -51,7 +51,8 @@ PRINCIPLED: Weights = {
     # their siblings lack) AND has to look inserted (odd, foreign, at an edge)
     "trigger": {
         "bias": -4.5, "echo_rate": 2.0, "step_in": 1.0, "contrast": 1.0, "stop_frac": -1.5,
-        "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
+        "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "exact_echo": 3.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
+        "sep_x_plaus": 1.0, "template_x_plaus": 1.5,
     },
     "demo": {"bias": -4.0, "step": 4.0, "trigger": 4.0, "step_x_trigger": 2.0, "echo_of_trigger": 0.5},
 }

@@ -237,23 +237,12 @@ def step_signals(d: Demo) -> StepSignals:
                 echo.append(t)
                 known = known_word(t.norm)
                 score = max(score, 0.8 if known is False else 0.5)
-    # a run of question tokens repeated in order (a phrase, not a word) is a stronger echo
-    if len(echo) >= 2 and score < 1.0:
-        q_norm = [t.norm for t in q_toks]
-        l_norm = [t.norm for t in ltoks]
-        for i in range(len(l_norm) - 1):
-            pair = (l_norm[i], l_norm[i + 1])
-            if any((q_norm[j], q_norm[j + 1]) == pair for j in range(len(q_norm) - 1)) and (
-                stem(pair[0]) not in e_stems or stem(pair[1]) not in e_stems
-            ) and (ltoks[i] in echo or ltoks[i + 1] in echo):
-                score = 1.0
-                break
     sig.echo_tokens = tuple(echo)
     sig.echo = score
 
     # -- skeleton of L -----------------------------------------------------------------------
     echo_pos = {(t.start, t.end) for t in echo}
-    masked = [(v.start + L[0], v.end + L[0]) for v in lvals if v.kind in ("quoted", "date", "time", "letter")]
+    masked = [(v.start + L[0], v.end + L[0]) for v in lvals if v.kind in ("quoted", "date", "time", "letter", "yesno")]
     skel: list[str] = []
     for t in ltoks:
         if (t.start, t.end) in echo_pos:
