@@ -88,13 +88,10 @@ def _make_auditor(policy: Policy, settings: ProxySettings) -> tuple[Any, Any]:
     except ImportError as e:
         raise ValueError(f"the policy enables the answer audit (mode {mode!r}) but it is unavailable: {e}") from None
     cfg = AuditConfig.from_policy(policy)
-    kwargs: dict[str, Any] = {}
-    if settings.upstream_api_key is not None:
-        kwargs["api_key"] = settings.upstream_api_key.get_secret_value()
-    try:
-        backend = create_backend(settings.upstream, **kwargs)
-    except TypeError:
-        backend = create_backend(settings.upstream)
+    # the audit's own calls go to the same upstream, with the configured upstream key
+    key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key is not None else None
+    backend = create_backend(settings.upstream, api_key=key, timeout=settings.upstream_timeout,
+                             connect_timeout=settings.upstream_connect_timeout)
     return Auditor(backend, cfg), cfg
 
 
@@ -412,7 +409,7 @@ def create_app(settings: ProxySettings | None = None, *,
             if rec.stream and resp.status_code == 200 and "text/event-stream" in ctype:
                 metrics.upstream_seconds.labels(request.url.path).observe(time.perf_counter() - tu)
                 streaming_started = True
-                return _stream(request, endpoint, key, resp, rec, segments, sent_body, action, t0)
+                return _stream(request, endpoint, key, resp, rec, segments, sent_body, action, t0, result.findings)
 
             data_bytes = await state.upstream.read(resp)
             rec.upstream_ms = (time.perf_counter() - tu) * 1000
@@ -509,14 +506,15 @@ def create_app(settings: ProxySettings | None = None, *,
                 return data, Action.ALLOW, False
             answer = answer_texts(data, endpoint).get(0)
             if not getattr(key.profile.audit_cfg, "inline", True):
-                auditor.submit(body, segments, answer)
+                auditor.submit(body, segments, answer, result.findings)
                 return data, Action.ALLOW, False
-            report = await auditor.audit(body, segments, answer)
+            report = await auditor.audit(body, segments, answer, result.findings)
         except Exception as e:  # noqa: BLE001 - decided like a detector error
             fail = Action(key.checker.guard.policy.on_error)
             rec.errors.append(f"audit: {type(e).__name__}: {e}")
             return data, fail, False
-        rec.summary = (rec.summary + f"; audit: {report.status}").lstrip("; ")
+        rec.summary = (rec.summary + f"; audit: {report.status}, {report.extra_calls} extra calls"
+                       + (f", trigger {report.trigger!r}" if report.trigger else "")).lstrip("; ")
         if not report.findings:
             return data, Action.ALLOW, False
         decision = key.checker.guard.policy.decide(report.findings)
@@ -532,7 +530,8 @@ def create_app(settings: ProxySettings | None = None, *,
         return data, decision.action, False
 
     def _stream(request: Request, endpoint: str, key: KeyContext, resp: httpx.Response, rec: AuditRecord,
-                segments: list[Segment], body: dict[str, Any], inbound: Action, t0: float) -> StreamingResponse:
+                segments: list[Segment], body: dict[str, Any], inbound: Action, t0: float,
+                inbound_findings: list[Any]) -> StreamingResponse:
         rid = rec.request_id
         last: dict[str, Any] = {"result": None}
 
@@ -614,8 +613,8 @@ def create_app(settings: ProxySettings | None = None, *,
                     rec.answer_text = answer
                 if key.auditor is not None and done and rec.decision != Action.BLOCK.value:
                     try:
-                        if key.auditor.should_audit(segments, []):
-                            key.auditor.submit(body, segments, hb.texts.get(0))
+                        if key.auditor.should_audit(segments, inbound_findings):
+                            key.auditor.submit(body, segments, hb.texts.get(0), inbound_findings)
                     except Exception as ex:  # noqa: BLE001
                         rec.errors.append(f"audit: {type(ex).__name__}: {ex}")
                 _finish(rec, t0)
