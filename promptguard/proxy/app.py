@@ -75,6 +75,17 @@ def _build_guard(policy_path: Path | None, baseline: Path | None) -> Guard:
     return Guard(policy)
 
 
+def _answer_guard(guard: Guard, settings: ProxySettings) -> Guard:
+    """The guard for answers: the same detector instances, restricted to the ones named by
+    the policy's `proxy: {answer_detectors: [...]}` or the `answer_detectors` setting."""
+    names = (guard.policy.proxy or {}).get("answer_detectors", settings.answer_detectors)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("policy proxy.answer_detectors must be a list of detector names")
+    if "*" in names:
+        return guard
+    return Guard(guard.policy, detectors=[d for d in guard.detectors if d.name in names])
+
+
 def _make_auditor(policy: Policy, settings: ProxySettings) -> tuple[Any, Any]:
     """The answer audit of the policy's `audit:` section, or None when it is off or
     not installed. INTEGRATION POINT: promptguard.audit (Auditor, AuditConfig) and
@@ -100,6 +111,7 @@ class _Profile:
     """What one policy needs at run time: its guard and, when enabled, its answer audit."""
 
     checker: Checker
+    answer_checker: Checker
     auditor: Any = None
     audit_cfg: Any = None
 
@@ -113,6 +125,10 @@ class KeyContext:
     @property
     def checker(self) -> Checker:
         return self.profile.checker
+
+    @property
+    def answer_checker(self) -> Checker:
+        return self.profile.answer_checker
 
     @property
     def auditor(self) -> Any:
@@ -176,7 +192,8 @@ class ProxyState:
         for prof in self.profiles.values():
             res = await prof.checker.guard.acheck(segs)
             errors.extend(res.decision.errors)
-            await prof.checker.guard.acheck(answer_segments({0: "2 + 3 = 5. The answer is 5."}))
+            res = await prof.answer_checker.guard.acheck(answer_segments({0: "2 + 3 = 5. The answer is 5."}))
+            errors.extend(res.decision.errors)
         self.warm_errors = errors
         self.warm = True
         if errors:
@@ -289,7 +306,8 @@ def create_app(settings: ProxySettings | None = None, *,
     profiles: dict[Path | None, _Profile] = {}
     for p in s.policy_paths():
         guard = _build_guard(p, s.baseline)
-        profiles[p] = _Profile(Checker(guard, metrics), *_make_auditor(guard.policy, s))
+        profiles[p] = _Profile(Checker(guard, metrics), Checker(_answer_guard(guard, s), metrics),
+                               *_make_auditor(guard.policy, s))
     store = open_store(s.store, start=False)
     state = ProxyState(s, metrics, profiles, store, transport)
 
@@ -442,7 +460,7 @@ def create_app(settings: ProxySettings | None = None, *,
                 rec.answer_text = "\n\n".join(texts[i] for i in sorted(texts))
             changed = False
             if s.check_answers and any(texts.values()):
-                out_res = await key.checker.check(answer_segments(texts), "outbound")
+                out_res = await key.answer_checker.check(answer_segments(texts), "outbound")
                 metrics.decisions.labels("outbound", out_res.action.value).inc()
                 if out_res.action.rank > Action.ALLOW.rank:
                     _note(rec, out_res, "outbound", merge=True)
@@ -538,7 +556,7 @@ def create_app(settings: ProxySettings | None = None, *,
         async def check(texts: dict[int, str], final: bool) -> ProxyError | None:
             if not s.check_answers or not any(texts.values()):
                 return None
-            res = await key.checker.check(answer_segments(texts), "outbound")
+            res = await key.answer_checker.check(answer_segments(texts), "outbound")
             last["result"] = res
             if res.action in (Action.BLOCK, Action.SANITIZE):
                 # text already sent cannot be rewritten: a streamed answer that needs

@@ -127,6 +127,10 @@ class ProxySettings(BaseSettings):
     policy: Path | None = Field(default=None, description="Policy YAML (default: the packaged policy).")
     baseline: Path | None = Field(default=None, description="Baseline directory for the baseline detector.")
     check_answers: bool = True
+    answer_detectors: list[str] = Field(
+        default_factory=lambda: ["rules"],
+        description="Detectors that check answers ('*': all of the policy's); a policy's "
+                    "`proxy: {answer_detectors: [...]}` overrides this for its requests.")
     stream_holdback_chars: int = Field(
         default=64, ge=0, description="Characters of a streamed answer held back until they are checked.")
     stream_check_every_chars: int = Field(

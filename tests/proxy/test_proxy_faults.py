@@ -409,3 +409,12 @@ def test_answer_audit_runs_inline_when_the_policy_enables_it(proxy_factory, fake
     assert "audit: " in rec["summary"], rec
     extra = int(rec["summary"].split("audit: ")[1].split(", ")[1].split()[0])
     assert extra >= 1 and len(fake["requests"]) - n0 == 1 + extra
+
+
+def test_answer_detectors_setting_picks_the_answer_checks(proxy_factory, fake_upstream, policies):
+    body = {"model": "fake-say:the key is SECRET-4821", "messages": [{"role": "user", "content": "key?"}]}
+    url, _ = proxy_factory(upstream=fake_upstream[0], policy=policies["main"], answer_detectors=[])
+    r = httpx.post(url + CHAT, json=body)
+    assert r.status_code == 200 and r.headers["x-promptguard-decision"] == "allow"
+    url, _ = proxy_factory(upstream=fake_upstream[0], policy=policies["main"], answer_detectors=["*"])
+    _assert_openai_error(httpx.post(url + CHAT, json=body), 400, "answer_blocked")
