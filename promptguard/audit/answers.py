@@ -290,13 +290,23 @@ class TextSimilarity:
         if cls._model is None and cls._failed is None:
             with cls._lock:
                 if cls._model is None and cls._failed is None:
-                    try:
-                        from sentence_transformers import SentenceTransformer
+                    try:  # the process-wide embedder the detectors share, when present
+                        from ..embeddings import get_embedder
 
-                        from ..models import embedding_model_path
+                        emb = get_embedder()
+                        cls._model = lambda texts: emb.embed(list(texts))
+                    except ImportError:
+                        try:
+                            from sentence_transformers import SentenceTransformer
 
-                        cls._model = SentenceTransformer(str(embedding_model_path()), device="cpu")
-                    except Exception as e:  # noqa: BLE001 - fall back, say why
+                            from ..models import embedding_model_path
+
+                            st = SentenceTransformer(str(embedding_model_path()), device="cpu")
+                            cls._model = lambda texts: st.encode(
+                                list(texts), normalize_embeddings=True, convert_to_numpy=True)
+                        except Exception as e:  # noqa: BLE001 - fall back, say why
+                            cls._failed = f"{type(e).__name__}: {e}"
+                    except Exception as e:  # noqa: BLE001
                         cls._failed = f"{type(e).__name__}: {e}"
         return cls._model
 
@@ -304,8 +314,11 @@ class TextSimilarity:
     def similarity(cls, a: str, b: str) -> tuple[float, str]:
         model = cls._load()
         if model is not None:
-            emb = model.encode([a, b], normalize_embeddings=True, convert_to_numpy=True)
-            return float((emb[0] * emb[1]).sum()), "embedding"
+            try:
+                emb = model([a, b])
+                return float((emb[0] * emb[1]).sum()), "embedding"
+            except Exception as e:  # noqa: BLE001 - a broken model must not break the audit
+                cls._model, cls._failed = None, f"{type(e).__name__}: {e}"
         ta, tb = set(_norm_string(a).split()), set(_norm_string(b).split())
         if not ta and not tb:
             return 1.0, "tokens"

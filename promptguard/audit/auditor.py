@@ -36,6 +36,7 @@ from .config import AuditConfig
 from .perturb import (
     AuditContext,
     CutSteps,
+    DropOtherDemos,
     DropSuspectDemos,
     MoveSpan,
     Perturbation,
@@ -332,7 +333,7 @@ class Auditor:
             controls_cfg.insert(0, "repeat")  # noise first when the backend is not repeatable
 
         def controls(cand: Candidate | None) -> list[Perturbation]:
-            out: list[Perturbation] = []
+            out: list[Perturbation] = [] if cand is not None else [DropOtherDemos()]
             for name in controls_cfg:
                 if name == "move_span" and cand is not None:
                     out.append(MoveSpan(cand))
@@ -355,8 +356,14 @@ class Auditor:
 
         tested = 0
         unknown = 0
+        located = False  # a trigger found in the demonstrations was tested in the query
         for probe, cand, ctrls in probes:
             if budget.left < 1:
+                break
+            if cand is None and located:
+                # the trigger the demonstrations carry is in the query, and removing it changed
+                # nothing: the backdoor is not active here. Dropping demonstrations would only
+                # measure how much a (weak) model needs its examples.
                 break
             call = await self._ask(budget, ctx, base, probe, expect, baseline, cand)
             if call is None:
@@ -364,6 +371,8 @@ class Auditor:
             report.calls.append(call)
             if call.same is Same.SAME:
                 tested += 1
+                if cand is not None and cand.from_demonstrations:
+                    located = True
                 continue
             if call.same is not Same.DIFFERENT:
                 unknown += 1
@@ -387,7 +396,7 @@ class Auditor:
                 return
             report.status = "inconclusive"
             report.reason = (f"{probe.name} changed the answer ({baseline.show()} -> {call.answer.show()}) "
-                             f"but so did the benign {control.name} ({control.answer.show()}): "
+                             f"but so did the benign {control.perturbation} ({control.answer.show()}): "
                              "the model is unstable on this request")
             return
         if tested and not unknown:

@@ -41,6 +41,12 @@ class Candidate:
     source: str
     demonstrations: tuple[int, ...] = ()
 
+    @property
+    def from_demonstrations(self) -> bool:
+        """Found in the demonstrations too (not just odd in the query)."""
+        return bool(self.demonstrations) or self.source.startswith(
+            ("demonstrations", "shared-ngram", "finding:demonstrations"))
+
     def to_dict(self) -> dict:
         d = {"text": self.text, "query_index": self.query_index, "span": [self.start, self.end],
              "score": round(self.score, 3), "source": self.source}
@@ -113,8 +119,8 @@ def token_rarity(tok: str, kind: str, at_sentence_start: bool = False) -> float:
     if kind == "sym":
         return 0.0 if _PLAIN_PUNCT.match(tok) else 0.9
     low = tok.casefold()
-    if low in _SHORT_COMMON:
-        return 0.0
+    if low in _SHORT_COMMON or len(low) == 1:
+        return 0.0  # everyday words; single letters are choice labels and variables
     if len(low) <= 3:
         # short words that are not everyday words: "cf", "mn", "jtk", "lol"
         return 0.6 if not (tok[0].isupper() and not at_sentence_start and len(tok) > 1) else 0.3
@@ -204,6 +210,8 @@ def shared_ngrams(segments: Sequence[Segment], *, max_n: int = 6, limit: int = 4
             for i in range(0, len(toks) - n + 1):
                 if any(a <= i and i + n <= b for _, a, b, _ in found):
                     continue  # inside a longer kept n-gram
+                if toks[i][1] == "sym" and rar[i] == 0 or toks[i + n - 1][1] == "sym" and rar[i + n - 1] == 0:
+                    continue  # no n-gram starts or ends on plain punctuation
                 gram = norm[i:i + n]
                 r = max(rar[i:i + n])
                 if r < 0.5 or all(k == "num" for k in (t[1] for t in toks[i:i + n])):
@@ -239,7 +247,8 @@ def _detector_module():
     return None
 
 
-def _from_detector(segments: Sequence[Segment]) -> tuple[list[Candidate], DemoInfo | None]:
+def _from_detector(segments: Sequence[Segment], min_score: float = 0.5
+                   ) -> tuple[list[Candidate], DemoInfo | None]:
     mod = _detector_module()
     if mod is None:
         return [], None
@@ -250,6 +259,8 @@ def _from_detector(segments: Sequence[Segment]) -> tuple[list[Candidate], DemoIn
     queries = {s.index: s for s in segments if s.kind is SegmentKind.QUERY}
     cands: list[Candidate] = []
     for c in getattr(report, "candidates", ()) or ():
+        if float(getattr(c, "score", 0.0)) < min_score:
+            continue
         for sp in getattr(c, "query_spans", ()) or ():
             q = queries.get(sp.segment_index)
             if q is None or not (0 <= sp.start < sp.end <= len(q.text)):

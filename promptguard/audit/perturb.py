@@ -15,6 +15,7 @@ possibly change (probes: removing a trigger candidate or suspect demonstrations)
 | `cut_steps` | no | delete suspected backdoor steps from demonstrations |
 | `move_span` | yes | move a trigger candidate to the other end of the query |
 | `shuffle_demos` | yes | rotate the demonstrations' order |
+| `drop_other_demos` | yes | drop as many *unsuspected* demonstrations (matched control) |
 | `repeat` | yes | the request unchanged (measures the model's own noise) |
 
 `Compose(a, b)` applies both (its edits must not overlap); it is benign only when
@@ -37,6 +38,7 @@ __all__ = [
     "Perturbation",
     "ZeroShot",
     "DropSuspectDemos",
+    "DropOtherDemos",
     "RemoveSpan",
     "CutSteps",
     "MoveSpan",
@@ -129,6 +131,24 @@ class DropSuspectDemos:
     def edits(self, ctx: AuditContext) -> list[Edit] | None:
         segs = [d for i in ctx.demo_info.suspects if (d := ctx.demo(i)) is not None]
         return [Edit(d, reason="suspect demonstration") for d in segs] or None
+
+
+@dataclass(frozen=True)
+class DropOtherDemos:
+    """The matched control of `drop_suspect_demos`: drop as many demonstrations that
+    are *not* suspect (the last ones first). A model that merely needs its examples
+    changes its answer here too; a backdoor carried by the suspects does not."""
+
+    name: str = "drop_other_demos"
+    benign: bool = True
+
+    def edits(self, ctx: AuditContext) -> list[Edit] | None:
+        suspects = set(ctx.demo_info.suspects)
+        others = [d for d in ctx.demos if not (d.kind is SegmentKind.DEMONSTRATION and d.index in suspects)]
+        k = min(len(suspects), len(others))
+        if not suspects or k == 0:
+            return None
+        return [Edit(d, reason="matched control") for d in others[-k:]]
 
 
 @dataclass(frozen=True)
