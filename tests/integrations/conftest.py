@@ -114,6 +114,19 @@ def chat_model(llama_server):
                       temperature=0, seed=0, extra_body={"max_tokens": 8}, max_retries=0, timeout=60)
 
 
+@pytest.fixture
+def achat_model(llama_server):
+    """The same model for async tests, with its own async HTTP client: langchain-openai
+    caches one async client per base URL for the whole process, and pytest-asyncio gives
+    each test its own event loop, so pooled connections from a closed loop would break."""
+    import openai
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(base_url=llama_server.base_url, api_key="x", model=llama_server.model,
+                      temperature=0, seed=0, extra_body={"max_tokens": 8}, max_retries=0, timeout=60,
+                      http_async_client=openai.DefaultAsyncHttpxClient(timeout=60))
+
+
 @pytest.fixture(scope="session")
 def completion_model(llama_server):
     from langchain_openai import OpenAI

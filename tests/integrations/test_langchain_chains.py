@@ -148,10 +148,10 @@ def test_output_check_blocks_after_the_model_answered(chat_model, tmp_path, make
     assert h.events[0].event == "chat_model_start" and h.events[0].action is Action.ALLOW
 
 
-async def test_async_chains_inside_a_running_loop(chat_model, guard):
+async def test_async_chains_inside_a_running_loop(achat_model, guard):
     assert asyncio.get_running_loop().is_running()
-    clean = few_shot_chat(DEMOS) | chat_model
-    bad = few_shot_chat(POISONED) | chat_model
+    clean = few_shot_chat(DEMOS) | achat_model
+    bad = few_shot_chat(POISONED) | achat_model
     await clean.ainvoke(QUESTION)
     plain = (await clean.ainvoke(QUESTION)).content
     for handler in (PromptGuardCallbackHandler(guard), AsyncPromptGuardCallbackHandler(guard)):
@@ -207,8 +207,8 @@ def test_rag_chain_clean_question_is_untouched(chat_model, retriever, guard):
     assert all(e.action is Action.ALLOW for e in h.events)
 
 
-async def test_async_rag_chain_blocks_a_poisoned_document(chat_model, retriever, guard):
-    chain = {"context": retriever | format_docs, "question": RunnablePassthrough()} | RAG_PROMPT | chat_model
+async def test_async_rag_chain_blocks_a_poisoned_document(achat_model, retriever, guard):
+    chain = {"context": retriever | format_docs, "question": RunnablePassthrough()} | RAG_PROMPT | achat_model
     with pytest.raises(PromptBlocked) as ei:
         await chain.ainvoke("Can I use gift cards online?", config={"callbacks": [AsyncPromptGuardCallbackHandler(guard)]})
     assert ei.value.event.event == "retriever_end"
@@ -254,13 +254,13 @@ def test_answer_audit_with_the_real_backend(chat_model, llama_server, guard):
         assert ev.audit["extra_calls"] <= 1 and "audit" in ev.decision.checks
 
 
-async def test_answer_audit_async_handler(chat_model, llama_server, guard):
+async def test_answer_audit_async_handler(achat_model, llama_server, guard):
     audit = pytest.importorskip("promptguard.audit", reason="the answer audit is not in this checkout")
     from promptguard.backends import create_backend
 
     auditor = audit.Auditor(create_backend(llama_server.base_url),
                             audit.AuditConfig(mode="always", max_extra_calls=1, max_tokens=8, timeout_s=120))
     h = AsyncPromptGuardCallbackHandler(guard, auditor=auditor)
-    await (few_shot_chat(DEMOS) | chat_model).ainvoke(QUESTION, config={"callbacks": [h]})
+    await (few_shot_chat(DEMOS) | achat_model).ainvoke(QUESTION, config={"callbacks": [h]})
     ev = h.events[-1]
     assert ev.event == "llm_end" and ev.audit["status"] in ("clean", "triggered", "inconclusive"), ev.audit
