@@ -67,8 +67,9 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     raise SystemExit(f"{url} not ready after {timeout}s")
 
 
-def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(log, "ab") as fh:
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -83,6 +84,7 @@ def stop(proc: subprocess.Popen) -> None:
 async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: int) -> dict:
     lat: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}
     blocked = 0  # answered 400 promptguard_blocked: a decision, not an error (but no upstream call)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
@@ -106,8 +108,13 @@ async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: i
                             data if stream else r.content):
                         blocked += 1
                         ok = True
-                except httpx.HTTPError:
+                except httpx.HTTPError as e:
                     ok = False
+                    kinds[type(e).__name__] = kinds.get(type(e).__name__, 0) + 1
+                else:
+                    if not ok:
+                        why = f"status {r.status_code}" + ("" if r.status_code != 200 else " incomplete")
+                        kinds[why] = kinds.get(why, 0) + 1
                 lat.append(time.perf_counter() - t0)
                 errors += not ok
 
@@ -116,7 +123,7 @@ async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: i
         wall = time.perf_counter() - t0
     lat.sort()
     q = statistics.quantiles(lat, n=100, method="inclusive")
-    return {"n": n, "concurrency": concurrency, "stream": stream, "errors": errors, "blocked": blocked,
+    return {"n": n, "concurrency": concurrency, "stream": stream, "errors": errors, "error_kinds": kinds, "blocked": blocked,
             "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "rps": n / wall}
 
 
@@ -144,7 +151,7 @@ def main() -> None:
     up_port = free_port()
     upstream = start([py, "-m", "uvicorn", "--factory", "tests.proxy.fake_upstream:create_fake_upstream",
                       "--host", "127.0.0.1", "--port", str(up_port), "--log-level", "warning", "--no-access-log"],
-                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                     tmp / "upstream.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
     up = f"http://127.0.0.1:{up_port}/v1"
     results: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}, "runs": []}
     try:
@@ -161,7 +168,8 @@ def main() -> None:
             env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
             proxy = start([py, "-c", "from promptguard.cli import main; main()", "serve", "--upstream", up,
                            "--port", str(port), "--policy", str(policy_file(pol, tmp)),
-                           "--store", str(tmp / f"audit-{pol}.sqlite"), "--log-level", "warning"], env=env)
+                           "--store", str(tmp / f"audit-{pol}.sqlite"), "--log-level", "warning"],
+                          tmp / f"proxy-{pol}.log", env=env)
             try:
                 wait_ready(f"http://127.0.0.1:{port}/readyz", proxy)
                 pbase = f"http://127.0.0.1:{port}/v1"
@@ -183,6 +191,7 @@ def main() -> None:
     finally:
         stop(upstream)
     results["machine"]["loadavg_end"] = os.getloadavg()
+    results["logs"] = str(tmp)
     _print(results)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "proxy_overhead.json").write_text(json.dumps(results, indent=2))
@@ -217,6 +226,9 @@ def _print(results: dict) -> None:
             print(f"{r['policy']:7} {r['concurrency']:>4} {'json':6} {r['n']:>5} {r['errors']:>4} {r['blocked']:>4} "
                   f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['upstream_p50_ms']:>7.1f} {r['upstream_p99_ms']:>7.1f} "
                   f"{r['added_p50_ms']:>7.1f} {r['added_p99_ms']:>7.1f} {r['rps']:>7.1f} {r['upstream_rps']:>8.1f}")
+    for r in results["runs"]:
+        if r["errors"]:
+            print(f"errors ({r['policy']}, c={r['concurrency']}, stream={r['stream']}): {r['error_kinds']}")
     for pol, d in results.get("detector_seconds", {}).items():
         print(f"mean detector time ({pol}): " + ", ".join(f"{k} {v:.2f} ms" for k, v in sorted(d.items())))
 

@@ -233,8 +233,23 @@ class _Envelope:
                 message = {**message, "headers": headers}
             await send(message)
 
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_wrapper(message)
+
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_tracking)
+        except Exception:  # a bug: answer in the OpenAI format, with the headers, and log it
+            log.exception("unhandled error", extra={"fields": {"request_id": rid}})
+            m.errors.labels("internal").inc()
+            if not started:
+                st["decision"] = ERROR_DECISION
+                err = ProxyError(500, "internal_error", "promptguard internal error; see the proxy log "
+                                 f"for request {rid}")
+                await _error_response(err, rid)(scope, receive, send_tracking)
         finally:
             m.in_flight.dec()
             m.requests.labels(endpoint, str(status)).inc()
@@ -342,14 +357,6 @@ def create_app(settings: ProxySettings | None = None, *,
         _set_decision(request, ERROR_DECISION)
         return _error_response(err, request.state.request_id)
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug
-        log.exception("unhandled error")
-        metrics.errors.labels("internal").inc()
-        _set_decision(request, ERROR_DECISION)
-        err = ProxyError(500, "internal_error", f"promptguard internal error: {type(exc).__name__}")
-        return _error_response(err, request.state.request_id)
-
     # -- operations ------------------------------------------------------------------------
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -425,7 +432,8 @@ def create_app(settings: ProxySettings | None = None, *,
                                              headers=headers, content=out)
             ctype = resp.headers.get("content-type", "")
             if rec.stream and resp.status_code == 200 and "text/event-stream" in ctype:
-                metrics.upstream_seconds.labels(request.url.path).observe(time.perf_counter() - tu)
+                rec.upstream_ms = (time.perf_counter() - tu) * 1000  # to the response headers
+                metrics.upstream_seconds.labels(request.url.path).observe(rec.upstream_ms / 1000)
                 streaming_started = True
                 return _stream(request, endpoint, key, resp, rec, segments, sent_body, action, t0, result.findings)
 

@@ -418,3 +418,22 @@ def test_answer_detectors_setting_picks_the_answer_checks(proxy_factory, fake_up
     assert r.status_code == 200 and r.headers["x-promptguard-decision"] == "allow"
     url, _ = proxy_factory(upstream=fake_upstream[0], policy=policies["main"], answer_detectors=["*"])
     _assert_openai_error(httpx.post(url + CHAT, json=body), 400, "answer_blocked")
+
+
+def test_an_internal_bug_is_a_500_in_openai_format_with_headers(proxy, monkeypatch):
+    """Simulates a bug in the pipeline: the client still gets the OpenAI error shape and
+    both headers, and the proxy keeps serving."""
+    from promptguard.proxy import app as app_module
+
+    url, _ = proxy
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(app_module, "prompt_text", broken)
+    r = httpx.post(url + CHAT, json={"model": "fake-echo", "messages": [{"role": "user", "content": "hi"}]})
+    _assert_openai_error(r, 500, "internal_error", "server_error")
+    assert r.headers["x-promptguard-decision"] == "error"
+    monkeypatch.undo()
+    r = httpx.post(url + CHAT, json={"model": "fake-echo", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200
