@@ -33,7 +33,7 @@ import time
 import uuid
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -556,10 +556,6 @@ class _Core:
         return body
 
     # -- the events, as plain functions of their arguments -------------------------------
-    def _chat_start_segments(self, messages: list[list[BaseMessage]]) -> tuple[list[Segment], list[Any]]:
-        segments, converted = segments_for_messages(messages)
-        return segments, converted
-
     def _state_for_chat(self, serialized: Any, messages: Any, kw: dict[str, Any]) -> tuple[Callable[[], list[Segment]], Callable[[GuardEvent | None, list[Segment]], None], str]:
         model = self._model_name(serialized, kw)
         holder: dict[str, Any] = {}
@@ -1107,6 +1103,3 @@ class LocalEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
 
-
-def _iter_events(items: Iterable[GuardEvent]) -> list[dict[str, Any]]:  # pragma: no cover - debugging aid
-    return [e.to_dict() for e in items]
