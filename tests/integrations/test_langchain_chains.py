@@ -123,8 +123,10 @@ def test_clean_few_shot_chain_is_untouched(chat_model, guard, default_guard):
         h = PromptGuardCallbackHandler(g)
         out = chain.invoke(QUESTION, config={"callbacks": [h]})
         assert out.content == plain
-        assert [(e.event, e.action) for e in h.events] == [("chat_model_start", Action.ALLOW),
-                                                          ("llm_end", Action.ALLOW)]
+        assert [e.event for e in h.events] == ["chat_model_start", "llm_end"]
+        # our rules allow it; the default policy's statistical detectors may flag (never block) it
+        allowed = (Action.ALLOW,) if g is guard else (Action.ALLOW, Action.FLAG)
+        assert all(e.action in allowed for e in h.events), [e.decision.summary() for e in h.events]
         kinds = [s.kind for s in h.events[0].segments]
         assert kinds.count(SegmentKind.DEMONSTRATION) == 2
 
