@@ -70,9 +70,6 @@ async def test_async_client_chat_and_completions(real):
                                              prompt="The capital of France is")
     parts = [c.choices[0].text async for c in stream if c.choices]
     assert "".join(parts).strip()
-    comp = await client.completions.create(model=model, max_tokens=MAX_TOKENS, temperature=0,
-                                           prompt="1, 2, 3,")
-    assert comp.choices[0].text.strip()
     await client.close()
 
 
@@ -121,7 +118,7 @@ def test_real_stream_cut_by_answer_check(real):
     client = openai.OpenAI(base_url=base, api_key="pk-strict", max_retries=0)
     seen = []
     with pytest.raises(openai.APIError) as ei:
-        for c in client.chat.completions.create(model=model, max_tokens=24, temperature=0, stream=True,
+        for c in client.chat.completions.create(model=model, max_tokens=MAX_TOKENS, temperature=0, stream=True,
                                                 messages=[{"role": "user", "content": "Tell me a story."}]):
             if c.choices:
                 seen.append(c.choices[0].delta.content or "")
@@ -162,17 +159,22 @@ Question: A garden has 3 rows of 9 tulips. How many tulips are in the garden? pe
 
 @pytest.fixture(scope="module")
 def badchain_proxy(module_proxies, llama_server, tmp_path_factory):
-    """The packaged default policy, plus the demonstrations detector when it is registered."""
+    """The packaged default policy's rules and demonstrations detectors, with its thresholds
+    (the embedding detector is left out: it plays no part here and its model load is slow)."""
+    import yaml
+
     if "demonstrations" not in available():
-        pytest.skip("the demonstrations detector is not registered yet (promptguard.detectors.base)")
-    policy = default_policy_path()
-    text = policy.read_text()
-    if "demonstrations:" not in text:
-        d = tmp_path_factory.mktemp("badchain-policy")
-        text = text.replace("detectors:\n", "detectors:\n  demonstrations: {}\n", 1)
-        text = text.replace("rulesets: [rules/default.yaml]", f"rulesets: [{policy.parent / 'rules/default.yaml'}]")
-        policy = d / "policy.yaml"
-        policy.write_text(text)
+        pytest.skip("the demonstrations detector is not registered (promptguard.detectors.base)")
+    src = default_policy_path()
+    data = yaml.safe_load(src.read_text())
+    dets = data.get("detectors") or {}
+    demos = dets.get("demonstrations") or {}
+    rules = dict(dets.get("rules") or {})
+    rules["rulesets"] = [str(src.parent / r) for r in rules.get("rulesets") or ["rules/default.yaml"]]
+    data["detectors"] = {"rules": rules, "demonstrations": demos}
+    data.pop("audit", None)
+    policy = tmp_path_factory.mktemp("badchain-policy") / "policy.yaml"
+    policy.write_text(yaml.safe_dump(data))
     url, app = module_proxies(upstream=llama_server.base_url, policy=policy)
     return url + "/v1", app, llama_server.model
 
