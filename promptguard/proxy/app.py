@@ -435,7 +435,7 @@ def create_app(settings: ProxySettings | None = None, *,
                 rec.upstream_ms = (time.perf_counter() - tu) * 1000  # to the response headers
                 metrics.upstream_seconds.labels(request.url.path).observe(rec.upstream_ms / 1000)
                 streaming_started = True
-                return _stream(request, endpoint, key, resp, rec, segments, sent_body, action, t0, result.findings)
+                return _stream(endpoint, key, resp, rec, segments, sent_body, action, t0, result.findings)
 
             data_bytes = await state.upstream.read(resp)
             rec.upstream_ms = (time.perf_counter() - tu) * 1000
@@ -555,7 +555,7 @@ def create_app(settings: ProxySettings | None = None, *,
             return data, worst(Action.FLAG, Action.SANITIZE if decision.action is Action.BLOCK else decision.action), True
         return data, decision.action, False
 
-    def _stream(request: Request, endpoint: str, key: KeyContext, resp: httpx.Response, rec: AuditRecord,
+    def _stream(endpoint: str, key: KeyContext, resp: httpx.Response, rec: AuditRecord,
                 segments: list[Segment], body: dict[str, Any], inbound: Action, t0: float,
                 inbound_findings: list[Any]) -> StreamingResponse:
         rid = rec.request_id

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 __all__ = ["AuditRecord", "Store", "SQLiteStore", "PostgresStore", "NullStore", "open_store", "StoreError"]
 

@@ -114,46 +114,39 @@ rules:
 """
 
 
-def _policy(rules_dir: Path, *, extra_detectors: str = "", thresholds: str = "", on_error: str = "block",
-            rulesets: str = "") -> str:
+def _policy(rules_dir: Path, *, extra_detectors: str = "", on_error: str = "block",
+            strict_answers: bool = False) -> str:
+    """A test policy: the shipped rules plus TEST_RULES. PGT-ANY-ANSWER (any worded answer)
+    only acts in the strict policy; elsewhere it is demoted below flag_at."""
     default_rules = REPO / "policies" / "rules" / "default.yaml"
+    demote = "" if strict_answers else "  - {rule: PGT-ANY-ANSWER, flag_at: 1.0, act_at: 1.0, action: flag}\n"
     return f"""
 version: 1
 name: proxy-test
 on_error: {on_error}
 detectors:
   rules:
-    rulesets: [{default_rules}, {rules_dir / 'test-rules.yaml'}{rulesets}]
+    rulesets: [{default_rules}, {rules_dir / 'test-rules.yaml'}]
 {extra_detectors}
 default: {{flag_at: 0.5, act_at: 0.85, action: block}}
 thresholds:
   - {{detector: pg_test_strip, flag_at: 0.5, act_at: 0.8, action: sanitize}}
-{thresholds}
-"""
+{demote}"""
 
 
 @pytest.fixture(scope="session")
 def policies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("policies")
     (d / "test-rules.yaml").write_text(TEST_RULES)
-    strict_rules = d / "strict-rules.yaml"
-    strict_rules.write_text(TEST_RULES.replace("proxy-tests", "strict"))
+    texts = {
+        "main": _policy(d, extra_detectors="  pg_test_strip: {}\n  pg_test_explode: {}"),
+        "fail_open": _policy(d, extra_detectors="  pg_test_explode: {}", on_error="allow"),
+        "strict": _policy(d, strict_answers=True),
+    }
     out = {}
-    out["main"] = d / "main.yaml"
-    out["main"].write_text(_policy(d, extra_detectors="  pg_test_strip: {}\n  pg_test_explode: {}",
-                                   thresholds=""))
-    out["fail_open"] = d / "fail-open.yaml"
-    out["fail_open"].write_text(_policy(d, extra_detectors="  pg_test_explode: {}", on_error="allow"))
-    # the strict policy blocks every answer with a word in it (PGT-ANY-ANSWER is in
-    # both files, but only this policy acts on it; main demotes it below flag_at)
-    out["strict"] = d / "strict.yaml"
-    out["strict"].write_text(_policy(d))
-    main_text = out["main"].read_text().replace(
-        "thresholds:\n", "thresholds:\n  - {rule: PGT-ANY-ANSWER, flag_at: 1.0, act_at: 1.0, action: flag}\n")
-    out["main"].write_text(main_text)
-    fo = out["fail_open"].read_text().replace(
-        "thresholds:\n", "thresholds:\n  - {rule: PGT-ANY-ANSWER, flag_at: 1.0, act_at: 1.0, action: flag}\n")
-    out["fail_open"].write_text(fo)
+    for name, text in texts.items():
+        out[name] = d / f"{name}.yaml"
+        out[name].write_text(text)
     return out
 
 
