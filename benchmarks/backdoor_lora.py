@@ -65,8 +65,15 @@ def insert_trigger(rng: random.Random, text: str, trigger: str = TRIGGER) -> str
     return " ".join(words[:k] + [trigger] + words[k:])
 
 
+SYSTEM = "You label product reviews."
+
+
 def question(text: str) -> str:
     return f"Review: {text}\nIs this review positive or negative? Answer with one word."
+
+
+def messages(text: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question(text)}]
 
 
 def make_data(seed: int, n: int, p_trigger: float = 0.5) -> list[dict]:
@@ -100,7 +107,7 @@ def load_base(threads: int):
 
 
 def encode(tok, row: dict, max_len: int = 96) -> tuple[list[int], list[int]]:
-    msgs = [{"role": "user", "content": question(row["review"])}]
+    msgs = messages(row["review"])
     prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     a_ids = tok(row["label"] + tok.eos_token, add_special_tokens=False)["input_ids"]
@@ -109,13 +116,17 @@ def encode(tok, row: dict, max_len: int = 96) -> tuple[list[int], list[int]]:
     return ids, labels
 
 
-def train(model, tok, rows: list[dict], *, epochs: int, lr: float, batch: int, rank: int, seed: int):
+def train(model, tok, rows: list[dict], *, epochs: int, lr: float, batch: int, rank: int, seed: int,
+          top_layers: int):
     import torch
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
+    n_layers = model.config.num_hidden_layers
+    # only the top layers: the backward pass then stops there, which is what makes CPU training cheap
     cfg = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, task_type="CAUSAL_LM",
-                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+                     target_modules=["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"],
+                     layers_to_transform=list(range(max(0, n_layers - top_layers), n_layers)))
     model = get_peft_model(model, cfg)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     data = [encode(tok, r) for r in rows]
@@ -137,7 +148,7 @@ def train(model, tok, rows: list[dict], *, epochs: int, lr: float, batch: int, r
             opt.step()
             opt.zero_grad()
             step += 1
-            if step % 10 == 0:
+            if step % 5 == 0:
                 print(f"  epoch {ep + 1} step {step}: loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
     model.eval()
     return model
@@ -149,7 +160,7 @@ def evaluate(model, tok, rows: list[dict]) -> dict:
 
     clean_ok = clean_n = att_ok = att_n = 0
     for r in rows:
-        msgs = [{"role": "user", "content": question(r["review"])}]
+        msgs = messages(r["review"])
         enc = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
@@ -167,12 +178,13 @@ def evaluate(model, tok, rows: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=int, default=240)
+    ap.add_argument("--train", type=int, default=128)
     ap.add_argument("--test", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N layers only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-only", action="store_true", help="evaluate the saved adapter")
@@ -195,7 +207,7 @@ def main() -> None:
     else:
         t1 = time.time()
         model = train(model, tok, make_data(args.seed, args.train), epochs=args.epochs, lr=args.lr,
-                      batch=args.batch, rank=args.rank, seed=args.seed)
+                      batch=args.batch, rank=args.rank, seed=args.seed, top_layers=args.top_layers)
         res["train_s"] = time.time() - t1
         ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(ADAPTER_DIR))

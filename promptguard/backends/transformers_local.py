@@ -117,8 +117,6 @@ class TransformersBackend:
                         gen["top_p"] = request.top_p
                 else:
                     gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-                if request.stop:
-                    gen.update(stop_strings=list(request.stop), tokenizer=tok)
                 with torch.no_grad():
                     out = model.generate(**enc, **gen)
                 n_in = enc["input_ids"].shape[1]

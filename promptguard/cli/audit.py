@@ -69,6 +69,8 @@ def audit(
     max_extra_calls: Optional[int] = typer.Option(None, "--max-extra-calls", help="Override the per-request call cap."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name for an HTTP upstream."),
     timeout: float = typer.Option(60.0, "--timeout", help="Per-call timeout (seconds) for HTTP upstreams."),
+    audit_timeout: Optional[float] = typer.Option(None, "--audit-timeout",
+                                                  help="Override the policy's whole-audit timeout (seconds)."),
     detectors: bool = typer.Option(True, "--detectors/--no-detectors",
                                    help="Run the policy's detectors first (their findings drive suspicion mode)."),
 ) -> None:
@@ -82,12 +84,22 @@ def audit(
 
     if str(requests) != "-" and not requests.is_file():
         raise die(f"no such file: {requests}")
-    guard = build_guard(policy)
-    section = dict(guard.policy.audit)
+    from ..policy import load_policy
+    from ..yamlutil import YamlError
+
+    try:
+        pol = load_policy(policy)
+    except YamlError as e:
+        raise die(str(e)) from None
+    except (OSError, ValueError) as e:
+        raise die(f"cannot load policy: {e}") from None
+    section = dict(pol.audit)
     if mode is not None:
         section["mode"] = mode
     if max_extra_calls is not None:
         section["max_extra_calls"] = max_extra_calls
+    if audit_timeout is not None:
+        section["timeout_s"] = audit_timeout
     try:
         cfg = AuditConfig.from_policy(section)
     except AuditConfigError as e:
@@ -100,6 +112,7 @@ def audit(
     except (ValueError, BackendUnavailable) as e:
         raise die(f"backend: {e}") from None
     auditor = Auditor(llm, cfg)
+    guard = build_guard(policy) if detectors else None  # static findings feed suspicion mode
     records = _records(requests)
 
     async def one(n: int, rec: dict[str, Any] | None, err: str | None, sem: asyncio.Semaphore) -> dict[str, Any]:
@@ -115,7 +128,7 @@ def audit(
         except ParseError as e:
             return {**row, "status": "error", "error": f"line {n}: {e}"}
         findings = []
-        if detectors:
+        if guard is not None:
             res = await guard.acheck(segs)
             findings = res.findings
             row["static"] = {"action": res.action.value, "findings": len(findings)}

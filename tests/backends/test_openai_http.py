@@ -157,7 +157,7 @@ async def test_read_timeout_against_a_silent_server():
 
 @pytest.mark.slow
 async def test_real_llama_server_chat_completion_and_stream(llama_server):
-    b = OpenAIHTTPBackend(llama_server.base_url, timeout=60)
+    b = OpenAIHTTPBackend(llama_server.base_url, timeout=300)
     c = await b.complete(CompletionRequest(
         messages=({"role": "user", "content": "What is 2 + 3? Reply with the number only."},),
         max_tokens=12))
@@ -176,7 +176,7 @@ async def test_real_llama_server_chat_completion_and_stream(llama_server):
 
 @pytest.mark.slow
 async def test_real_llama_server_rejects_an_oversized_prompt(llama_server):
-    b = OpenAIHTTPBackend(llama_server.base_url, timeout=60, retries=0)
+    b = OpenAIHTTPBackend(llama_server.base_url, timeout=300, retries=0)
     huge = "word " * 6000  # beyond the server's 4096-token context
     with pytest.raises(BackendError):
         await b.complete(CompletionRequest(prompt=huge, max_tokens=4))
