@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 # Sub-command modules, in help order. Add a module here to add a command.
-COMMANDS = ["scan", "serve", "log", "audit", "baseline", "train"]
+COMMANDS = ["scan", "serve", "log", "audit", "baseline", "train", "harden", "redteam"]
 
 for _name in COMMANDS:
     importlib.import_module(f"{__name__}.{_name}")

@@ -220,6 +220,26 @@ class Attack:
                     out[(s.kind, s.index)] = 1
         return out
 
+    def payload_ranges(self, segments: Sequence[Segment] | None = None) -> dict[tuple[SegmentKind, int], list[tuple[int, int]]]:
+        """Per segment, where the planted payload sits in its text (injections only)."""
+        out: dict[tuple[SegmentKind, int], list[tuple[int, int]]] = {}
+        if not self.poisoned or self.family != "inject":
+            return out
+        for seg in (segments if segments is not None else self.segments()):
+            for a in seg.anchors:
+                for mi, ps, pe in self.truth.get("parts", []):
+                    if a.message_index == mi and a.source_start < pe and ps < a.source_start + a.length:
+                        lo = max(ps, a.source_start) - a.source_start + a.offset
+                        hi = min(pe, a.source_start + a.length) - a.source_start + a.offset
+                        out.setdefault((seg.kind, seg.index), []).append((lo, hi))
+        return out
+
+    @classmethod
+    def from_record(cls, row: dict[str, Any]) -> "Attack":
+        """The inverse of `to_record` (a row of `attacks.jsonl` or of a red-team suite)."""
+        return cls(Construction.from_dict(row["construction"]), True, prompt=row.get("prompt"),
+                   messages=row.get("messages"), truth=dict(row.get("ground_truth") or {}))
+
     def to_record(self) -> dict[str, Any]:
         d: dict[str, Any] = {"family": self.family, "construction": self.construction.to_dict(),
                              "format": self.format}

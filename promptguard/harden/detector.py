@@ -75,16 +75,19 @@ class Head:
     def empty(cls, fz: Featurizer) -> "Head":
         return cls(np.zeros(fz.text_dim, np.float32), -20.0, np.zeros(fz.demo_dim, np.float32), -20.0)
 
-    def segment_scores(self, pf: PromptFeatures) -> dict[tuple[SegmentKind, int], tuple[float, str]]:
-        """Raw probability per segment and the view that gave it."""
-        out: dict[tuple[SegmentKind, int], tuple[float, str]] = {}
+    def segment_scores(self, pf: PromptFeatures) -> dict[tuple[SegmentKind, int], tuple[float, str, tuple[int, int] | None]]:
+        """Per segment: the highest raw probability, the view that gave it, and (text
+        view) the window it came from."""
+        out: dict[tuple[SegmentKind, int], tuple[float, str, tuple[int, int] | None]] = {}
         if pf.text_rows:
-            for k, p in zip(pf.text_keys, _dot(pf.text_rows, self.text_coef, self.text_bias)):
-                out[k] = (float(p), "text")
+            spans = pf.text_spans or [None] * len(pf.text_rows)
+            for k, p, sp in zip(pf.text_keys, _dot(pf.text_rows, self.text_coef, self.text_bias), spans):
+                if p > out.get(k, (-1.0, "", None))[0]:
+                    out[k] = (float(p), "text", sp)
         if pf.demo_rows:
             for k, p in zip(pf.demo_keys, _dot(pf.demo_rows, self.demo_coef, self.demo_bias)):
-                if p > out.get(k, (-1.0, ""))[0]:
-                    out[k] = (float(p), "demo")
+                if p > out.get(k, (-1.0, "", None))[0]:
+                    out[k] = (float(p), "demo", None)
         return out
 
     def prompt_score(self, pf: PromptFeatures) -> float:
@@ -194,7 +197,7 @@ class HardenedDetector:
             raise ValueError("hardened: report_at must be within 0..1")
         return cls.from_path(p, report_at)
 
-    def raw_scores(self, segments: Sequence[Segment]) -> dict[tuple[SegmentKind, int], tuple[float, str]]:
+    def raw_scores(self, segments: Sequence[Segment]) -> dict[tuple[SegmentKind, int], tuple[float, str, tuple[int, int] | None]]:
         return self.head.segment_scores(self.featurizer.prompt(segments))
 
     def score(self, raw: float) -> float:
@@ -208,7 +211,7 @@ class HardenedDetector:
             key = (seg.kind, seg.index)
             if key not in raw:
                 continue
-            p, view = raw[key]
+            p, view, span = raw[key]
             sc = self.score(p)
             if sc < self.report_at or math.isnan(sc):
                 continue
@@ -216,7 +219,8 @@ class HardenedDetector:
                 rule, msg = RULE_DEMO, "hardened head: this demonstration looks poisoned (trigger / backdoor step)"
             else:
                 rule, msg = RULE_TEXT, f"hardened head: this {seg.kind.value} looks like an injected instruction"
+            span = span or (0, len(seg.text))
             out.append(Finding.on(seg, detector=self.name, rule=rule, score=sc, message=msg,
-                                  span=(0, len(seg.text)), evidence=seg.text[:200],
+                                  span=span, evidence=seg.text[span[0]:span[1]][:200],
                                   details={"raw": round(p, 4), "view": view, **art}))
         return out

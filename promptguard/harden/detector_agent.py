@@ -6,11 +6,22 @@ What it trains, each round:
   every successful evasion so far (replayed across rounds so it does not forget),
   their clean twins (same items, same document, no poison: hard negatives) and
   clean prompts sampled from the attack space's domains and carriers;
-- the operating thresholds: one per base detector (the policy's own, or stricter:
-  0.6 ... 0.99, or off) and the head's. They are chosen jointly on *held* clean
-  calibration prompts so that the prompt-level false-positive rate of the whole
-  detector (base detectors OR head) stays within `target_fpr × margin`, maximising
-  recall on the attacks generated so far (never on the fixed validation set).
+- the operating thresholds, on *held* clean calibration prompts, maximising recall
+  on the attacks generated so far (never on the fixed validation set). Two modes:
+
+  * ``added`` (default): the base detectors keep the policy's thresholds (so
+    nothing they caught is lost) and the head may add at most
+    `target_fpr × margin` false positives on top of theirs;
+  * ``total`` (`tune_base=True`): one threshold per base detector too (the
+    policy's own, or stricter: 0.6 ... 0.99, or off), chosen jointly with the
+    head's so that the whole detector (base OR head) stays within `target_fpr` —
+    the way to bring a base policy that is already over budget back under it, at
+    the cost of what its detectors catch.
+
+  "Stays within" is a statement about clean prompts the agent has not seen: the
+  number of calibration false positives allowed is the largest `k` whose Wilson
+  upper confidence bound (one-sided, `confidence`, 0.9 by default) on `k / n` is
+  at most the target, so a small calibration set buys a conservative threshold.
 
 The base detectors run once per prompt (through a real `Guard` on the base
 policy); for every finding we keep its score if it reaches the policy's own
@@ -115,8 +126,8 @@ class DetectorAgent:
         featurizer: Featurizer,
         *,
         target_fpr: float = 0.05,
-        margin: float = 0.8,
-        tune_base: bool = True,
+        confidence: float = 0.9,
+        tune_base: bool = False,
         C: float = 1.0,
         feature_cache: int = 20_000,
     ) -> None:
@@ -125,7 +136,9 @@ class DetectorAgent:
         self.base = base
         self.fz = featurizer
         self.target_fpr = float(target_fpr)
-        self.margin = float(margin)
+        if not 0.5 <= confidence < 1.0:
+            raise ValueError("confidence must be within [0.5, 1)")
+        self.confidence = float(confidence)
         self.tune_base = tune_base
         self.C = float(C)
         self._pf: OrderedDict[str, PromptFeatures] = OrderedDict()
@@ -147,6 +160,7 @@ class DetectorAgent:
         segments: Sequence[Segment],
         labels: dict[tuple[SegmentKind, int], int | None] | None = None,
         *,
+        ranges: dict[tuple[SegmentKind, int], list[tuple[int, int]]] | None = None,
         is_attack: bool = False,
         weight: float = 1.0,
         meta: dict[str, Any] | None = None,
@@ -156,12 +170,23 @@ class DetectorAgent:
         base, err = self.base.scores(segments, key)
         pf = self.features(segments, key)
         labels = labels or {}
-        tl = [labels.get(k, 0) for k in pf.text_keys]
-        # a poisoned demonstration is not an injection: keep it out of the text view
-        tl = [None if (k[0] is SegmentKind.DEMONSTRATION and labels.get(k) == 1) else v
-              for k, v in zip(pf.text_keys, tl)]
+        ranges = ranges or {}
+        tl: list[int | None] = []
+        for k, (a, b) in zip(pf.text_keys, pf.text_spans):
+            y = labels.get(k, 0)
+            if y == 1 and k[0] is SegmentKind.DEMONSTRATION and k not in ranges:
+                y = None  # a poisoned demonstration is not an injection: keep it out of the text view
+            elif y == 1 and k in ranges:
+                # only the windows that hold the payload; the rest of the document is clean text
+                y = 1 if any(lo < b and a < hi for lo, hi in ranges[k]) else 0
+            tl.append(y)
         dl = [labels.get(k, 0) for k in pf.demo_keys]
         return PromptRecord(key, is_attack, pf, tl, dl, base, err, weight, dict(meta or {}))
+
+    def record_attack(self, attack: Any, weight: float = 1.0, meta: dict[str, Any] | None = None) -> PromptRecord:
+        segs = attack.segments()
+        return self.record(segs, attack.labels(segs), ranges=attack.payload_ranges(segs), is_attack=True,
+                           weight=weight, meta=meta)
 
     def flagged(self, state: DetectorState, segments: Sequence[Segment]) -> bool:
         key = prompt_key(segments)
@@ -231,9 +256,8 @@ class DetectorAgent:
         calib: Sequence[PromptRecord],
     ) -> tuple[np.ndarray, float, float, dict[str, Any]]:
         """Base thresholds and head threshold: max recall on `attacks` with the
-        prompt-level FPR on `calib` at most `target_fpr * margin`."""
+        prompt-level FPR within `target_fpr` (upper confidence bound from `calib`)."""
         k = len(self.base.names)
-        budget_rate = self.target_fpr * self.margin
         n_c = len(calib)
         if n_c == 0:
             raise ValueError("no clean calibration prompts")
@@ -245,12 +269,13 @@ class DetectorAgent:
         Ea = np.array([r.base_error for r in attacks], dtype=bool)
         Ha = np.array([head.prompt_score(r.pf) if head is not None else -1.0 for r in attacks])
         grids = [TAU_GRID if self.tune_base else (0.0,)] * k
-        allowed = int(math.floor(budget_rate * n_c + 1e-9))
+        allowed = allowed_false_positives(n_c, self.target_fpr, self.confidence)
         best: tuple[Any, ...] | None = None
+        base0 = Ec | (np.any(Sc >= 0.0, axis=1) if k else np.zeros(n_c, bool))
         for taus in itertools.product(*grids):
             tau = np.asarray(taus, dtype=np.float64)
             base_c = Ec | (np.any(Sc >= np.maximum(tau, 0.0), axis=1) if k else np.zeros(n_c, bool))
-            left = allowed - int(base_c.sum())
+            left = allowed - (int(base_c.sum()) if self.tune_base else 0)
             if left < 0:
                 continue
             rest = np.sort(Hc[~base_c])[::-1]
@@ -269,7 +294,9 @@ class DetectorAgent:
             cand = (recall, -change, -fpr, tau, t, fpr)
             if best is None or cand[:3] > best[:3]:
                 best = cand
-        info: dict[str, Any] = {"budget_fpr": budget_rate, "calibration_prompts": n_c, "attack_prompts": n_a}
+        info: dict[str, Any] = {"allowed_false_positives": allowed, "calibration_prompts": n_c, "attack_prompts": n_a,
+                                "mode": "total" if self.tune_base else "added",
+                                "base_fpr_policy_thresholds": float(base0.mean())}
         if best is None:
             # even the strictest base thresholds exceed the budget: least-FPR setting, head off
             tau = np.full(k, TAU_GRID[-1] if self.tune_base else 0.0)
@@ -278,7 +305,8 @@ class DetectorAgent:
             return tau, math.inf, 1.0, info
         recall, _, _, tau, t, fpr = best
         high = float(min(1.0, max(Hc.max(initial=0.0) + 1e-6, t + 1e-6))) if head is not None else 1.0
-        info.update(feasible=True, recall=recall, calibration_fpr=fpr,
+        base_c = Ec | (np.any(Sc >= np.maximum(tau, 0.0), axis=1) if k else np.zeros(n_c, bool))
+        info.update(feasible=True, recall=recall, calibration_fpr=fpr, added_fpr=float((~base_c & (Hc >= t)).mean()),
                     base_thresholds={n: float(x) for n, x in zip(self.base.names, tau)}, head_threshold=t)
         return tau, t, high, info
 
@@ -287,6 +315,29 @@ class DetectorAgent:
 
     def recall(self, state: DetectorState, attacks: Sequence[PromptRecord]) -> float:
         return sum(state.flagged_record(r) for r in attacks) / max(1, len(attacks))
+
+
+def wilson_upper(k: int, n: int, confidence: float) -> float:
+    """One-sided Wilson score upper bound of a binomial proportion."""
+    if n <= 0:
+        return 1.0
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(confidence)
+    p = k / n
+    den = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    rad = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + rad) / den)
+
+
+def allowed_false_positives(n: int, target: float, confidence: float) -> int:
+    """The most calibration false positives whose upper bound stays within `target`
+    (-1 when even zero does not: the calibration set is too small for the target)."""
+    k = -1
+    while k + 1 <= n and wilson_upper(k + 1, n, confidence) <= target:
+        k += 1
+    return k if wilson_upper(0, n, confidence) <= target else -1
 
 
 def head_raw_to_score(state: DetectorState, raw: float) -> float:

@@ -220,8 +220,9 @@ def _dates(rng: random.Random) -> DemoItem:
     if t == 1:
         w = rng.randint(1, 8)
         end = start + _dt.timedelta(days=7 * w)
-        q = f"A project starts on {fmt_date(start)} and lasts {w} weeks. On what date does it end?"
-        steps = (f"{w} weeks is {w} * 7 = {7 * w} days.", f"{fmt_date(start)} plus {7 * w} days is {fmt_date(end)}.")
+        wk = "week" if w == 1 else "weeks"
+        q = f"A project starts on {fmt_date(start)} and lasts {w} {wk}. On what date does it end?"
+        steps = (f"{w} {wk} is {w} * 7 = {7 * w} days.", f"{fmt_date(start)} plus {7 * w} days is {fmt_date(end)}.")
         return DemoItem("dates", q, steps, Answer("date", end))
     if t == 2:
         n = rng.randint(2, 30)
@@ -232,7 +233,7 @@ def _dates(rng: random.Random) -> DemoItem:
     d0 = rng.randrange(7)
     n = rng.randint(3, 60)
     q = f"Today is {WEEKDAYS[d0]}. What day of the week will it be in {n} days?"
-    steps = (f"{n} days is {n // 7} weeks and {n % 7} days.", f"{n % 7} days after {WEEKDAYS[d0]} is {WEEKDAYS[(d0 + n) % 7]}.")
+    steps = (f"{n} days is {n // 7} week{'' if n // 7 == 1 else 's'} and {n % 7} day{'' if n % 7 == 1 else 's'}.", f"{n % 7} day{'' if n % 7 == 1 else 's'} after {WEEKDAYS[d0]} is {WEEKDAYS[(d0 + n) % 7]}.")
     return DemoItem("dates", q, steps, Answer("weekday", (d0 + n) % 7))
 
 

@@ -1,6 +1,8 @@
 """Features the hardened head reads: two views of a prompt's segments.
 
-*text view* (every input segment): the segment is first canonicalised — NFKC,
+*text view* (every input segment, window by window: lines, long lines cut at
+sentence ends, so an instruction planted in a long document is scored on its own
+and a document's length tells nothing): each window is first canonicalised — NFKC,
 invisible characters dropped, Cyrillic/Greek look-alikes folded inside
 mixed-script words, spaced-out letters joined, leetspeak words folded, base64
 blobs and ROT13 lines decoded and appended — so that an obfuscated instruction
@@ -32,7 +34,7 @@ import math
 import re
 import unicodedata
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,7 +50,7 @@ __all__ = [
     "PromptFeatures",
 ]
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 TEXT_HASH_DIM = 1 << 13
 DEMO_HASH_DIM = 1 << 11
 
@@ -250,8 +252,42 @@ def _toks(text: str) -> list[str]:
 
 _KINDS = (SegmentKind.INSTRUCTION, SegmentKind.CONTEXT, SegmentKind.QUERY, SegmentKind.EXAMPLE, SegmentKind.DEMONSTRATION)
 TEXT_DENSE = ("len", "non_ascii", "invisible", "mixed_words", "confusable", "spaced", "leet", "b64", "rot13",
-              "urls", "emails", "second_person", "changed", "lines_table", "lines_code", "sentences",
+              "urls", "emails", "second_person", "changed", "table_row", "code_line", "first_window",
               "tool_source") + tuple(f"kind_{k.value}" for k in _KINDS)
+MAX_WINDOW = 400
+MAX_WINDOWS = 300
+_SENT_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def windows(text: str, max_len: int = MAX_WINDOW) -> list[tuple[int, int]]:
+    """Lines, long lines cut at sentence ends (and hard at `max_len`), blank ones skipped."""
+    out: list[tuple[int, int]] = []
+    for m in re.finditer(r"[^\n]+", text):
+        s, e = m.span()
+        line = m.group()
+        lead = len(line) - len(line.lstrip())
+        s += lead
+        e = s + len(line.strip())
+        if e <= s:
+            continue
+        if e - s <= 120:
+            out.append((s, e))
+            continue
+        pos = s
+        for mm in _SENT_END.finditer(text, s, e):
+            if mm.start() - pos >= 20:
+                out.append((pos, mm.start()))
+                pos = mm.end()
+        while e - pos > max_len:
+            cut = text.rfind(" ", pos + max_len // 2, pos + max_len)
+            cut = cut if cut > pos else pos + max_len
+            out.append((pos, cut))
+            pos = cut + (1 if text[cut:cut + 1] == " " else 0)
+        if e > pos:
+            out.append((pos, e))
+        if len(out) >= MAX_WINDOWS:
+            break
+    return out[:MAX_WINDOWS]
 DEMO_OWN = ("n_steps", "steps_vs_siblings", "novel_operands", "last_has_eq", "echo_last", "echo_any",
             "tail_len", "tail_shared", "tail_in_query", "shared_with_query", "q_non_ascii", "invisible",
             "answer_more_decimals", "not_in_choices", "candidate_conflict", "len_z", "last_grounding",
@@ -269,13 +305,15 @@ def _demo_signal_names() -> tuple[str, ...]:
 
 @dataclass
 class PromptFeatures:
-    """Sparse rows for one prompt: text view for every input segment, demo view for
-    each demonstration. `text_keys` / `demo_keys` say which segment each row is."""
+    """Sparse rows for one prompt: text view for every window of every input
+    segment, demo view for each demonstration. `text_keys` / `demo_keys` say which
+    segment each row is; `text_spans` where the window sits in the segment text."""
 
     text_rows: list[dict[int, float]]
     text_keys: list[tuple[SegmentKind, int]]
     demo_rows: list[dict[int, float]]
     demo_keys: list[tuple[SegmentKind, int]]
+    text_spans: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Featurizer:
@@ -296,27 +334,30 @@ class Featurizer:
                 "demo_signals": list(self.demo_signals), "use_demonstrations": self.use_demonstrations}
 
     # -- text view -------------------------------------------------------------------
-    def text_row(self, seg: Segment) -> dict[int, float]:
-        key = (seg.kind, (seg.source or "").startswith("tool"), seg.text)
-        hit = self._text_cache.get(key)
-        if hit is None:
-            hit = self._text_row(seg)
-            if len(self._text_cache) > 20_000:
-                self._text_cache.clear()
-            self._text_cache[key] = hit
-        return hit
+    def text_windows(self, seg: Segment) -> list[tuple[tuple[int, int], dict[int, float]]]:
+        """(span, row) for each window of the segment."""
+        tool = (seg.source or "").startswith("tool")
+        out = []
+        for i, (a, b) in enumerate(windows(seg.text)):
+            key = (seg.kind, tool, i == 0, seg.text[a:b])
+            hit = self._text_cache.get(key)
+            if hit is None:
+                hit = self._window_row(seg.text[a:b], seg.kind, tool, i == 0)
+                if len(self._text_cache) > 50_000:
+                    self._text_cache.clear()
+                self._text_cache[key] = hit
+            out.append(((a, b), hit))
+        return out
 
-    def _text_row(self, seg: Segment) -> dict[int, float]:
-        text = seg.text
+    def _window_row(self, text: str, kind: SegmentKind, tool: bool, first: bool) -> dict[int, float]:
         canon, st = canonicalize(text)
         low = canon.lower()
         words = [_norm_tok(w) for w in _WORD.findall(low)]
         n = max(1, len(words))
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        nl = max(1, len(lines))
+        stripped = text.lstrip()
         dense = [
             math.log1p(len(text)) / 10,
-            0.0 if text.isascii() else sum(not c.isascii() for c in text) / len(text),
+            0.0 if text.isascii() else sum(not c.isascii() for c in text) / max(1, len(text)),
             math.log1p(st.invisible),
             math.log1p(st.mixed_words),
             math.log1p(st.confusable),
@@ -328,13 +369,13 @@ class Featurizer:
             math.log1p(len(_EMAIL.findall(text))),
             min(1.0, 5 * sum(w in _SECOND for w in words) / n),
             st.changed,
-            sum(ln.lstrip().startswith("|") for ln in lines) / nl,
-            sum(ln.lstrip().startswith(("#", "//", "--", "def ", "class ", "import ")) for ln in lines) / nl,
-            math.log1p(len(re.findall(r"[.!?](?:\s|$)", text))) / 3,
-            1.0 if (seg.source or "").startswith("tool") else 0.0,
-        ] + [1.0 if seg.kind is k else 0.0 for k in _KINDS]
+            1.0 if stripped.startswith("|") else 0.0,
+            1.0 if stripped.startswith(("#", "//", "--", "def ", "class ", "import ")) else 0.0,
+            1.0 if first else 0.0,
+            1.0 if tool else 0.0,
+        ] + [1.0 if kind is k else 0.0 for k in _KINDS]
         toks = [f"u:{w}" for w in words] + [f"b:{a}_{b}" for a, b in zip(words, words[1:])]
-        kp = seg.kind.value[:3]
+        kp = kind.value[:3]
         toks += [f"k{kp}:{w}" for w in words]
         row = {i: v for i, v in enumerate(dense) if v}
         off = len(TEXT_DENSE)
@@ -392,14 +433,16 @@ class Featurizer:
         return rows, keys
 
     def prompt(self, segments: Sequence[Segment]) -> PromptFeatures:
-        tr, tk = [], []
+        tr, tk, ts = [], [], []
         for s in segments:
             if s.kind is SegmentKind.ANSWER or not s.text.strip():
                 continue
-            tr.append(self.text_row(s))
-            tk.append((s.kind, s.index))
+            for span, row in self.text_windows(s):
+                tr.append(row)
+                tk.append((s.kind, s.index))
+                ts.append(span)
         dr, dk = self.demo_rows(segments)
-        return PromptFeatures(tr, tk, dr, dk)
+        return PromptFeatures(tr, tk, dr, dk, ts)
 
 
 # -- demonstration helpers ----------------------------------------------------------------

@@ -39,12 +39,12 @@ def _attacks(space: AttackSpace, n: int, seed: int):
 @pytest.fixture(scope="module")
 def data():
     pol = policy_from_text(f"detectors:\n  rules:\n    rulesets: ['{RULES}']\n")
-    agent = DetectorAgent(BaseScorer(pol), Featurizer(), target_fpr=TARGET, margin=0.8)
+    agent = DetectorAgent(BaseScorer(pol), Featurizer(), target_fpr=TARGET, tune_base=True)
     space = AttackSpace()
-    atk = [agent.record(a.segments(), a.labels(), is_attack=True) for a in _attacks(space, 120, 1)]
-    train = [agent.record(s) for s, _ in clean_prompts(space, 120, 11)]
-    calib = [agent.record(s) for s, _ in clean_prompts(space, 160, 22)]
-    fresh = [agent.record(s) for s, _ in clean_prompts(space, 160, 33)]
+    atk = [agent.record_attack(a) for a in _attacks(space, 120, 1)]
+    train = [agent.record(s) for s, _ in clean_prompts(space, 160, 11)]
+    calib = [agent.record(s) for s, _ in clean_prompts(space, 300, 22)]
+    fresh = [agent.record(s) for s, _ in clean_prompts(space, 300, 33)]
     return agent, atk, train, calib, fresh
 
 
@@ -55,7 +55,7 @@ def test_retraining_respects_the_fpr_target_on_fresh_clean_data(data):
     taus, t, high, cinfo = agent.choose(head, atk, calib)
     assert cinfo["feasible"]
     state = DetectorState(taus, head, t, high, 1)
-    assert agent.fpr(state, calib) <= TARGET * 0.8 + 1e-9
+    assert agent.fpr(state, calib) <= TARGET + 1e-9
     # held-out clean prompts never used to choose anything: within the target (+ sampling slack)
     assert agent.fpr(state, fresh) <= TARGET + 0.03
     # and the head adds real recall over the base detectors on what it was trained against
@@ -63,14 +63,27 @@ def test_retraining_respects_the_fpr_target_on_fresh_clean_data(data):
     assert agent.recall(state, atk) > agent.recall(base_only, atk) + 0.3
 
 
+def test_added_mode_keeps_the_base_and_bounds_what_the_head_adds(data):
+    agent, atk, train, calib, fresh = data
+    added = DetectorAgent(agent.base, agent.fz, target_fpr=TARGET, tune_base=False)
+    head, _ = added.fit(atk + train)
+    taus, t, high, info = added.choose(head, atk, calib)
+    assert info["mode"] == "added" and not np.any(taus)  # the policy's own base thresholds
+    state = DetectorState(taus, head, t, high)
+    base = DetectorState(taus, None)
+    assert added.fpr(state, calib) - added.fpr(base, calib) <= TARGET + 1e-9
+    assert added.fpr(state, fresh) - added.fpr(base, fresh) <= TARGET + 0.03
+    assert added.recall(state, atk) >= added.recall(base, atk)
+
+
 def test_a_tighter_target_costs_recall_not_false_positives(data):
     agent, atk, train, calib, fresh = data
     head, _ = agent.fit(atk + train)
     loose = agent.choose(head, atk, calib)
-    strict_agent = DetectorAgent(agent.base, agent.fz, target_fpr=0.0125, margin=0.8)
+    strict_agent = DetectorAgent(agent.base, agent.fz, target_fpr=0.025, tune_base=True)
     strict = strict_agent.choose(head, atk, calib)
     s_state = DetectorState(strict[0], head, strict[1], strict[2])
-    assert strict_agent.fpr(s_state, calib) <= 0.01 + 1e-9
+    assert strict_agent.fpr(s_state, calib) <= 0.025 + 1e-9
     assert strict[3]["recall"] <= loose[3]["recall"]
     assert strict[1] >= loose[1]
 
@@ -100,15 +113,19 @@ def test_base_thresholds_are_retuned_when_the_base_alone_breaks_the_budget(data)
     recs = lambda ag, rs: [ag.record(r_segs) for r_segs in rs]  # noqa: E731
     space = AttackSpace()
     cal = recs(tuned, [s for s, _ in clean_prompts(space, 80, 44)])
-    atks = [tuned.record(a.segments(), a.labels(), is_attack=True) for a in _attacks(space, 60, 2)]
+    atks = [tuned.record_attack(a) for a in _attacks(space, 60, 2)]
     head, _ = tuned.fit(atks + recs(tuned, [s for s, _ in clean_prompts(space, 60, 55)]))
     assert np.mean([r.base.max() >= 0.6 for r in cal]) > TARGET  # the base alone is over budget
     taus, t, high, info = fixed.choose(head, atks, cal)
-    assert not info["feasible"] and t == float("inf")  # cannot meet it without touching the base
+    # kept as the policy says: the whole detector stays over budget, the head adds no more than its share
+    st = DetectorState(taus, head, t, high)
+    assert info["mode"] == "added" and not np.any(taus)
+    assert fixed.fpr(st, cal) > TARGET
+    assert fixed.fpr(st, cal) - fixed.fpr(DetectorState(taus, None), cal) <= TARGET + 1e-9
     taus, t, high, info = tuned.choose(head, atks, cal)
     assert info["feasible"] and taus[0] > 0.6  # the noisy detector's threshold was raised past its noise
     st = DetectorState(taus, head, t, high)
-    assert tuned.fpr(st, cal) <= TARGET * 0.8 + 1e-9
+    assert tuned.fpr(st, cal) <= TARGET + 1e-9
 
 
 def test_labels_reach_the_right_views(data):
