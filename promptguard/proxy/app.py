@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import copy
 import fnmatch
+import itertools
 import json
 import logging
 import time
@@ -211,7 +212,7 @@ class _Envelope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = "pg-" + uuid.uuid4().hex[:24]
+        rid = _next_request_id()
         st = scope.setdefault("state", {})
         st["request_id"] = rid
         st["decision"] = NO_DECISION
@@ -254,6 +255,16 @@ class _Envelope:
             m.in_flight.dec()
             m.requests.labels(endpoint, str(status)).inc()
             m.request_seconds.labels(endpoint).observe(time.perf_counter() - t0)
+
+
+# request ids: a random per-process prefix and a counter (unique across workers and
+# replicas without a system call per request)
+_RID_PREFIX = "pg-" + uuid.uuid4().hex[:12]
+_rid_counter = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    return f"{_RID_PREFIX}{next(_rid_counter):012x}"
 
 
 _KNOWN = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/healthz", "/readyz", "/metrics"}
@@ -321,7 +332,8 @@ def create_app(settings: ProxySettings | None = None, *,
     profiles: dict[Path | None, _Profile] = {}
     for p in s.policy_paths():
         guard = _build_guard(p, s.baseline)
-        profiles[p] = _Profile(Checker(guard, metrics), Checker(_answer_guard(guard, s), metrics),
+        inline = frozenset(s.inline_detectors)
+        profiles[p] = _Profile(Checker(guard, metrics, inline), Checker(_answer_guard(guard, s), metrics, inline),
                                *_make_auditor(guard.policy, s))
     store = open_store(s.store, start=False)
     state = ProxyState(s, metrics, profiles, store, transport)

@@ -145,13 +145,23 @@ class Checker:
 
     guard: Guard
     metrics: Metrics | None = None
+    # detectors cheap enough to run on the event loop (no thread hand-off) for small inputs
+    inline_detectors: frozenset[str] = frozenset()
+    inline_max_chars: int = 20_000
+
+    def _inline(self, segments: Sequence[Segment]) -> bool:
+        return (all(d.name in self.inline_detectors for d in self.guard.detectors)
+                and sum(len(s.text) for s in segments) <= self.inline_max_chars)
 
     async def check(self, segments: Sequence[Segment], stage: str) -> GuardResult:
         import time
 
         t0 = time.perf_counter()
         try:
-            result = await self.guard.acheck(segments)
+            if self._inline(segments):
+                result = self.guard.check(segments)
+            else:
+                result = await self.guard.acheck(segments)
         except Exception as e:  # noqa: BLE001 - decided by the policy's on_error
             log.exception("check failed")
             decision = self.guard.policy.decide([], errors=[f"proxy: {type(e).__name__}: {e}"])

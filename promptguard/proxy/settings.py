@@ -131,6 +131,10 @@ class ProxySettings(BaseSettings):
         default_factory=lambda: ["rules"],
         description="Detectors that check answers ('*': all of the policy's); a policy's "
                     "`proxy: {answer_detectors: [...]}` overrides this for its requests.")
+    inline_detectors: list[str] = Field(
+        default_factory=lambda: ["rules"],
+        description="When a check uses only these detectors and the text is short (20k chars), it runs on "
+                    "the event loop instead of a worker thread (saves the thread hand-off).")
     stream_holdback_chars: int = Field(
         default=64, ge=0, description="Characters of a streamed answer held back until they are checked.")
     stream_check_every_chars: int = Field(

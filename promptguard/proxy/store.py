@@ -121,9 +121,13 @@ class Store:
     url: str = ""
     _STOP = object()
 
-    def __init__(self, batch_size: int = 256, retries: int = 5, fallback: Path | None = None):
+    def __init__(self, batch_size: int = 256, retries: int = 5, fallback: Path | None = None,
+                 linger: float = 0.2):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_size = batch_size
+        # after a first record, wait this long for more, so that one transaction writes many
+        # (fewer wake-ups of the writer thread competing with the requests for the GIL)
+        self._linger = linger
         self._retries = retries
         self._fallback = fallback
         self._closed = False
@@ -189,7 +193,9 @@ class Store:
                 stop = True
             else:
                 batch.append(item)
-            while len(batch) < self._batch_size:
+            if not stop and self._linger:
+                time.sleep(self._linger)  # let more records arrive without waking this thread
+            while len(batch) < self._batch_size and not stop:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
