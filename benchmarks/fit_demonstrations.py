@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--badchain", type=Path, default=HERE.parent.parent / "shared" / "data" / "badchain")
     ap.add_argument("--n", type=int, default=900, help="poisoned training prompts")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--clean-weight", type=float, default=2.0,
+                    help="sample weight of clean examples (>1 trades recall for fewer false positives)")
     ap.add_argument("--dry-run", action="store_true", help="print the weights, do not write weights.json")
     args = ap.parse_args()
     if not (args.badchain / "test_data").is_dir():
@@ -131,7 +133,7 @@ def main() -> None:
         for i, f in enumerate(feats):
             X.append([f.get(k, 0.0) for k in STEP_FEATURES])
             y.append(1 if i in p.poisoned else 0)
-    weights["step"], report["step"] = fit(X, y, STEP_FEATURES)
+    weights["step"], report["step"] = fit(X, y, STEP_FEATURES, clean_weight=args.clean_weight)
     # 2. trigger model
     X, y = [], []
     cand_cache = []
@@ -143,7 +145,7 @@ def main() -> None:
         for c, f in cands:
             X.append([f.get(k, 0.0) for k in TRIGGER_FEATURES])
             y.append(1 if trig and c.text.strip() == trig else 0)
-    weights["trigger"], report["trigger"] = fit(X, y, TRIGGER_FEATURES)
+    weights["trigger"], report["trigger"] = fit(X, y, TRIGGER_FEATURES, clean_weight=args.clean_weight)
     # 3. demonstration model
     X, y = [], []
     for (p, demos), (step_p, cands) in zip(parsed, cand_cache):
@@ -151,12 +153,13 @@ def main() -> None:
         for i, x in enumerate(demo_features(len(demos), step_p, scored)):
             X.append([x.get(k, 0.0) for k in DEMO_FEATURES])
             y.append(1 if i in p.poisoned else 0)
-    weights["demo"], report["demo"] = fit(X, y, DEMO_FEATURES)
+    weights["demo"], report["demo"] = fit(X, y, DEMO_FEATURES, clean_weight=args.clean_weight)
 
     out = {
         "about": "Fitted by benchmarks/fit_demonstrations.py on synthetic prompts (BadChain test-data pools, "
                  "first halves; trigger/step family A). Not fitted on the shared BadChain prompt files.",
         "seed": args.seed,
+        "clean_weight": args.clean_weight,
         "training_prompts": len(parsed),
         "report": report,
         "weights": {k: {n: round(v, 4) for n, v in w.items()} for k, w in weights.items()},

@@ -297,6 +297,28 @@ def _locate_in_reasoning(c: RawCandidate, demos: list[Demo]) -> None:
                 c.answer_occ.append((d.pos, s, e))
 
 
+def _restorable(d: Demo, s: StepSignals) -> str | None:
+    """What the answer was before the backdoor step (for repair), as written."""
+    if not d.steps:
+        return None
+    A = d.answer_value
+    if A is not None and A.kind == "text" and len(A.key.split()) >= 3:
+        # a long text answer (a query, a sentence): the earlier line that states it with
+        # at most two tokens different
+        a_toks = [t.norm for t in tokenize(A.key)]
+        n = len(a_toks)
+        for r in reversed(d.steps[:-1]):
+            toks = d.tokens(r)
+            for i in range(len(toks) - n, -1, -1):
+                window = toks[i : i + n]
+                diff = sum(1 for x, y in zip(window, a_toks) if x.norm != y)
+                if 0 < diff <= 2:
+                    return d.text[window[0].start : window[-1].end]
+        return None
+    pv: Value | None = s.prev_value
+    return d.text[pv.start : pv.end] if pv is not None and pv.end <= len(d.text) else None
+
+
 def stage_steps(demos: list[Demo], weights: Weights) -> tuple[list[StepSignals], list[dict], list[float]]:
     """Stage 1: step signals, their features and the step probabilities."""
     sigs = [step_signals(d) for d in demos]
@@ -315,7 +337,7 @@ def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[fl
         _locate_in_reasoning(c, demos)
     covered = {(p, s) for c in cands for p, s, _ in c.occ}
     # single-demonstration candidates through echoes (only where no recurring candidate explains it)
-    echo_map = {d.pos: sigs[d.pos].echo_tokens for d in demos if sigs[d.pos].echo > 0}
+    echo_map = {d.pos: sigs[d.pos].echo_tokens for d in demos if sigs[d.pos].echo_tokens}
     for c in echo_candidates(demos, echo_map, covered):
         _locate_in_reasoning(c, demos)
         if not any(set(c.tokens) <= set(o.tokens) for o in cands):
@@ -354,13 +376,10 @@ def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
         occ.sort(key=lambda o: (o[0], o[2]))
         core_cands.append(_CoreCand(c.text, sc, tuple(sorted(c.demo_set)), tuple(occ),
                                     {k: round(v, 3) for k, v in f.items()} | {"source": c.source}))
-    restore: list[str | None] = []
-    for d, s in zip(demos, sigs):
-        pv: Value | None = s.prev_value
-        restore.append(d.text[pv.start : pv.end] if pv is not None and d.steps and pv.end <= len(d.text) else None)
+    restore = [_restorable(d, s) for d, s in zip(demos, sigs)]
     signals = []
     for f, sp in zip(feats, step_p):
-        signals.append({k: v for k, v in f.items() if v} | {"step_score": round(sp, 3)})
+        signals.append({k: round(v, 3) for k, v in f.items() if v} | {"step_score": round(sp, 3)})
     return _Core(
         n=n,
         demo_scores=tuple(demo_p),

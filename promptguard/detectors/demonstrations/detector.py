@@ -123,11 +123,18 @@ class DemonstrationsDetector:
                 details["restored_answer"] = v.restored_answer
             out.append(Finding.on(seg, detector=self.name, rule=RULE_POISONED, score=v.score,
                                   message=message, span=span, details=details))
-            if step and v.step_score >= 0.5:
+            # the backdoor step: strong step evidence of its own, or the line that echoes
+            # the trigger, or the template only the trigger's carriers end with
+            echoed = cand is not None and step is not None and any(
+                s.part == "step" and step[0] <= s.start and s.end <= step[1] for s in v.trigger_spans)
+            templated = cand is not None and cand.features.get("template_in", 0) > 0
+            step_conf = max(v.step_score, 0.9 if echoed else 0.0, 0.8 if templated else 0.0)
+            if step and step_conf >= 0.5:
                 out.append(Finding.on(
-                    seg, detector=self.name, rule=RULE_STEP, score=min(v.score, v.step_score),
+                    seg, detector=self.name, rule=RULE_STEP, score=min(v.score, step_conf),
                     message=f"suspected backdoor step: {_clip(step_text or '')!r}", span=step,
-                    details={"step_score": round(v.step_score, 4)},
+                    details={"step_score": round(v.step_score, 4), "echoes_trigger": echoed,
+                             "carrier_template": templated},
                 ))
         # the active-attack gate: the query carries a trigger of the demonstrations
         act = rep.active

@@ -10,8 +10,10 @@ Two weight sets ship: ``principled`` (set by hand from what each signal means,
 before looking at any data) and ``fitted`` (logistic regression on synthetic
 prompts from ``benchmarks/demo_synth.py`` — never on the shared BadChain files;
 refit with ``benchmarks/fit_demonstrations.py``, which rewrites ``weights.json``).
-The detector uses ``fitted`` when ``weights.json`` is present and valid, else
-``principled``; the policy option ``weights: principled|fitted`` picks one.
+The policy option ``weights: auto|principled|fitted`` picks one; ``auto`` is the
+recommended set, currently ``principled``: on our own poisoned prompts (other
+triggers, steps and domains than the fitting data) the fitted set finds more but
+flags more clean prompts (numbers in docs/demonstrations.md).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from typing import Mapping
 __all__ = ["STEP_FEATURES", "TRIGGER_FEATURES", "DEMO_FEATURES", "Weights", "PRINCIPLED", "load_weights", "logistic"]
 
 STEP_FEATURES = (
-    "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
-    "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "recurring_novel", "skel_x_anomaly",
+    "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words",
+    "not_in_choices", "unsupported", "honest_check", "prev_concluded", "recurring_const", "recurring_novel",
+    "skel_x_anomaly",
 )
 # A span that merely looks inserted (odd, foreign, at an edge: `plaus`) is not a trigger
 # by itself — clean prompts have those (an emoji, a shared instruction). It needs
@@ -43,7 +46,7 @@ Weights = dict[str, dict[str, float]]
 PRINCIPLED: Weights = {
     "step": {
         "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 2.0, "yesno_stated": 2.0,
-        "ungrounded": 1.5, "novel": 0.3, "echo": 1.5, "not_in_choices": 2.5, "unsupported": 1.5,
+        "ungrounded": 1.5, "novel": 0.3, "echo": 1.5, "echo_words": 0.5, "not_in_choices": 2.5, "unsupported": 1.5,
         "honest_check": -2.0, "prev_concluded": 0.0, "skeleton_share": 0.0, "recurring_const": 1.5,
         "recurring_novel": 0.0, "skel_x_anomaly": 2.0,
     },
@@ -71,8 +74,8 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 
 @lru_cache(maxsize=4)
 def load_weights(which: str = "auto") -> Weights:
-    """`principled`, `fitted` (weights.json; error if missing) or `auto` (fitted if present)."""
-    if which == "principled":
+    """`principled`, `fitted` (weights.json; error if missing) or `auto` (= principled)."""
+    if which in ("principled", "auto"):
         return PRINCIPLED
     try:
         data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))

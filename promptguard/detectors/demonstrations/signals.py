@@ -57,6 +57,7 @@ class StepSignals:
     ungrounded: float = 0.0
     novel: float = 0.0
     echo: float = 0.0
+    echo_words: float = 0.0
     not_in_choices: float = 0.0
     unsupported: float = 0.0
     honest_check: float = 0.0
@@ -77,7 +78,7 @@ class StepSignals:
         return {
             k: round(getattr(self, k), 3)
             for k in (
-                "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "not_in_choices", "unsupported",
+                "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words", "not_in_choices", "unsupported",
                 "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "recurring_novel",
             )
         }
@@ -93,7 +94,7 @@ def _operands(line: str, vals: list[Value]) -> list[Value]:
     for v in vals:
         if v.kind != "num":
             continue
-        if _RESULT_CUE.search(re.sub(r"\\[A-Za-z]+", "", line[: v.start])):
+        if _RESULT_CUE.search(re.sub(r"\\[A-Za-z]+", "", line[max(0, v.start - 24) : v.start])):
             continue
         out.append(v)
     return out
@@ -137,13 +138,13 @@ def step_signals(d: Demo) -> StepSignals:
     grounded = {v.number for v in qvals + evals if v.kind == "num" and v.number is not None}
     grounded |= word_numbers(qtext) | word_numbers(" ".join(text[r[0] : r[1]] for r in E)) | word_numbers(ltext)
     grounded |= {0.0, 1.0}
+    operands = _operands(ltext, lvals)
     # what L itself computes first ("that is 4 more toys. 5 + 4 = 9") feeds its later operands
-    grounded |= {v.number for v in lvals if v.kind == "num" and v.number is not None and v not in _operands(ltext, lvals)}
+    op_ids = {id(v) for v in operands}
+    grounded |= {v.number for v in lvals if v.kind == "num" and v.number is not None and id(v) not in op_ids}
 
     def is_grounded(x: float | None) -> bool:
         return x is not None and any(abs(x - g) < 1e-9 for g in grounded)
-
-    operands = _operands(ltext, lvals)
 
     # -- transform / honest check / unsupported ---------------------------------------
     if A is not None:
@@ -225,7 +226,8 @@ def step_signals(d: Demo) -> StepSignals:
     q_sym = {t.norm for t in q_toks if t.kind in ("sym", "invis")}
     e_sym = {t.norm for t in e_toks if t.kind in ("sym", "invis")}
     echo: list[Token] = []
-    score = 0.0
+    score = 0.0  # odd symbols, invisible characters, unknown words
+    words = 0  # ordinary words of the question, named again
     for t in ltoks:
         if t.kind in ("sym", "invis"):
             if t.norm in q_sym and t.norm not in e_sym and _odd_symbol(t.norm):
@@ -235,10 +237,22 @@ def step_signals(d: Demo) -> StepSignals:
             st = stem(t.norm)
             if st in q_stems and st not in e_stems:
                 echo.append(t)
-                known = known_word(t.norm)
-                score = max(score, 0.8 if known is False else 0.5)
+                if known_word(t.norm) is False:
+                    score = max(score, 0.8)
+                else:
+                    words += 1
+    # L opens with three or more tokens copied in order from the question, some unused
+    # by the earlier lines: a phrase echoed where BadChain puts it
+    if score < 1.0 and len(ltoks) >= 3:
+        head = [t.norm for t in ltoks if not (t.kind == "sym" and is_plain_symbol(t.norm))][:3]
+        qn = [t.norm for t in q_toks if not (t.kind == "sym" and is_plain_symbol(t.norm))]
+        if len(head) == 3 and any(qn[j : j + 3] == head for j in range(len(qn) - 2)) and any(
+            (stem(h) not in e_stems and h not in e_sym) for h in head if h not in STOPWORDS
+        ):
+            score = 1.0
     sig.echo_tokens = tuple(echo)
     sig.echo = score
+    sig.echo_words = min(1.0, words / 3.0)
 
     # -- skeleton of L -----------------------------------------------------------------------
     echo_pos = {(t.start, t.end) for t in echo}

@@ -162,8 +162,8 @@ def _vocab() -> frozenset[str]:
 def known_word(word: str) -> bool | None:
     """Is `word` an ordinary word? None when no vocabulary is available."""
     v = _vocab()
-    if not v:
-        return None
+    if not v or not word.isascii():
+        return None  # the vocabulary is English word pieces: no verdict on other scripts
     w = word.casefold()
     return w in v or stem(w) in v or w.rstrip("s") in v
 
@@ -234,12 +234,15 @@ class Value:
 
     @property
     def number(self) -> float | None:
-        if self.kind != "num":
-            return None
-        try:
-            return float(self.key)
-        except ValueError:
-            return None
+        return _as_float(self.key) if self.kind == "num" else None
+
+
+@lru_cache(maxsize=16384)
+def _as_float(key: str) -> float | None:
+    try:
+        return float(key)
+    except ValueError:
+        return None
 
 
 def _canon_number(s: str) -> str | None:

@@ -110,6 +110,24 @@ def _trim_context(g: tuple[str, ...], ds: frozenset[int], toks: list[Token],
             if t.kind == "sym" and any(c in _TERMINAL for c in t.norm) and _meaningful(toks[k:]):
                 a = k
                 break
+    if not outside and b - a >= 3:
+        # every question carries it: an odd-symbol run at one edge, ordinary words after
+        # (or before) it, is a symbol trigger glued to the questions' shared opening
+        # (or closing) words
+        def odd(t: Token) -> bool:
+            return t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm))
+
+        span = toks[a:b]
+        k = 0
+        while k < len(span) and odd(span[k]):
+            k += 1
+        if 0 < k and len(span) - k >= 2 and not any(odd(t) for t in span[k:]):
+            return a, a + k
+        k = len(span)
+        while k > 0 and odd(span[k - 1]):
+            k -= 1
+        if k < len(span) and k >= 2 and not any(odd(t) for t in span[:k]):
+            return a + k, b
     return a, max(b, a)
 
 
