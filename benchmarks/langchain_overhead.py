@@ -99,32 +99,48 @@ def questions(n: int, offset: int) -> list[str]:
             f"Also, what is your {TOPICS[i % len(TOPICS)]} policy?" for i in range(n)]
 
 
-def time_sync(chain, qs, handler) -> tuple[list[float], list[float]]:
+DETECTOR_MS: list[dict[str, float]] = []  # per call: detector -> ms (the last mode timed)
+
+
+def time_sync(chain, qs, handler) -> tuple[list[float], list[float], list[float]]:
+    """Per call: wall ms, process CPU ms (all threads), ms inside the handler's checks."""
     cfg = {"callbacks": [handler]} if handler else {}
-    times, guard_ms = [], []
+    times, cpu, guard_ms = [], [], []
     for q in qs:
         if handler:
             handler.events.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         chain.invoke(q, config=cfg)
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         if handler:
             guard_ms.append(sum(e.elapsed_ms for e in handler.events))
-    return times, guard_ms
+            per: dict[str, float] = {}
+            for e in handler.events:
+                for d, t in (e.result.timings if e.result else {}).items():
+                    per[d] = per.get(d, 0.0) + t * 1000
+            DETECTOR_MS.append(per)
+    return times, cpu, guard_ms
 
 
-async def time_async(chain, qs, handler) -> tuple[list[float], list[float]]:
+async def time_async(chain, qs, handler) -> tuple[list[float], list[float], list[float]]:
     cfg = {"callbacks": [handler]} if handler else {}
-    times, guard_ms = [], []
+    times, cpu, guard_ms = [], [], []
     for q in qs:
         if handler:
             handler.events.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await chain.ainvoke(q, config=cfg)
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         if handler:
             guard_ms.append(sum(e.elapsed_ms for e in handler.events))
-    return times, guard_ms
+            per: dict[str, float] = {}
+            for e in handler.events:
+                for d, t in (e.result.timings if e.result else {}).items():
+                    per[d] = per.get(d, 0.0) + t * 1000
+            DETECTOR_MS.append(per)
+    return times, cpu, guard_ms
 
 
 def main() -> None:
@@ -169,38 +185,52 @@ def main() -> None:
     for i, (name, kind, handler) in enumerate(modes):
         warm = questions(args.warmup, 100000 * (i + 1))
         qs = questions(args.calls, 100000 * (i + 1) + args.warmup)
+        DETECTOR_MS.clear()
         if kind == "sync":
             time_sync(chain, warm, handler)
-            times, g = time_sync(chain, qs, handler)
+            DETECTOR_MS.clear()
+            times, cpu, g = time_sync(chain, qs, handler)
         else:
             asyncio.run(time_async(chain, warm, handler))
-            times, g = asyncio.run(time_async(chain, qs, handler))
+            DETECTOR_MS.clear()
+            times, cpu, g = asyncio.run(time_async(chain, qs, handler))
         if handler is not None:
             blocked = [e for e in handler.events if e.blocked]
             assert not blocked, f"clean benchmark traffic was blocked: {blocked[0].decision.summary()}"
         rows.append({"mode": name, "api": kind, "calls": len(times), "p50_ms": statistics.median(times),
                      "p99_ms": pct(times, 99), "mean_ms": statistics.fmean(times),
-                     "guard_p50_ms": statistics.median(g) if g else 0.0, "guard_p99_ms": pct(g, 99) if g else 0.0})
+                     "cpu_p50_ms": statistics.median(cpu), "cpu_p99_ms": pct(cpu, 99),
+                     "guard_p50_ms": statistics.median(g) if g else 0.0, "guard_p99_ms": pct(g, 99) if g else 0.0,
+                     "detector_p50_ms": {d: statistics.median([c.get(d, 0.0) for c in DETECTOR_MS])
+                                         for d in sorted({d for c in DETECTOR_MS for d in c})}})
 
     base = {r["api"]: r for r in rows if r["mode"] == "off"}
     for r in rows:
         b = base[r["api"]]
         r["overhead_p50_ms"] = r["p50_ms"] - b["p50_ms"]
         r["overhead_p99_ms"] = r["p99_ms"] - b["p99_ms"]
+        r["cpu_overhead_p50_ms"] = r["cpu_p50_ms"] - b["cpu_p50_ms"]
 
     detectors = [d.name for d in default_guard.detectors] if default_guard else []
     print(f"LangChain handler overhead — {args.calls} calls per mode, fake chat model + fixed retriever "
           f"(isolates the handler), torch threads={args.threads}")
     print(f"default policy detectors: {', '.join(detectors) or '(skipped)'}; guard build {build_s:.1f}s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    hdr = f"{'mode':32} {'api':5} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'guard p50':>10} {'guard p99':>10}"
+    hdr = (f"{'mode':32} {'api':5} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} "
+           f"{'guard p50':>10} {'guard p99':>10} {'+cpu p50':>9}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         print(f"{r['mode']:32} {r['api']:5} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['overhead_p50_ms']:8.2f} "
-              f"{r['overhead_p99_ms']:8.2f} {r['guard_p50_ms']:10.2f} {r['guard_p99_ms']:10.2f}")
-    print("+p50/+p99: chain time with the handler minus without (same API); guard: time inside the "
-          "handler's checks per call (documents + prompt + answer).")
+              f"{r['overhead_p99_ms']:8.2f} {r['guard_p50_ms']:10.2f} {r['guard_p99_ms']:10.2f} "
+              f"{r['cpu_overhead_p50_ms']:9.2f}")
+    for r in rows:
+        if r["detector_p50_ms"]:
+            per = ", ".join(f"{d} {ms:.2f}" for d, ms in r["detector_p50_ms"].items())
+            print(f"  {r['mode']} ({r['api']}): per-detector p50 ms per call: {per}")
+    print("+p50/+p99: wall time of a chain call with the handler minus without (same API); guard: wall "
+          "time inside the handler's checks per call (documents + prompt + answer); +cpu p50: the "
+          "same difference in process CPU time (all threads), less sensitive to other load.")
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / "langchain_overhead.json"
     out.write_text(json.dumps({"calls": args.calls, "threads": args.threads, "detectors": detectors,
