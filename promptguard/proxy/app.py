@@ -66,6 +66,7 @@ REQUEST_ID_HEADER = "x-promptguard-request-id"
 # decision header values besides the policy's actions
 NO_DECISION = "none"  # routes that are not checked (health, metrics, pass-through)
 ERROR_DECISION = "error"  # the request was rejected before a decision (bad input, auth)
+_OWN_HEADERS = (DECISION_HEADER.encode(), REQUEST_ID_HEADER.encode())
 
 
 def _build_guard(policy_path: Path | None, baseline: Path | None) -> Guard:
@@ -227,10 +228,9 @@ class _Envelope:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.lower() not in (b"x-promptguard-decision", b"x-promptguard-request-id")]
-                headers.append((b"x-promptguard-request-id", rid.encode()))
-                headers.append((b"x-promptguard-decision", str(st.get("decision", NO_DECISION)).encode()))
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _OWN_HEADERS]
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                headers.append((DECISION_HEADER.encode(), str(st.get("decision", NO_DECISION)).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
