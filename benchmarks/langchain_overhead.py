@@ -14,8 +14,9 @@ documents, the prompt and the answer), not a model's. Each call gets a different
 question (so nothing per-query is cached); the demonstrations and system prompt repeat,
 as a template's do.
 
-Modes: handler off; `PromptGuardCallbackHandler` with a rules-only policy (the packaged
-rule set); the same handler with the packaged default policy (every detector it
+Modes: handler off; the handler with a guard that runs no detector (its own plumbing:
+parsing, recording, LangChain's dispatch); `PromptGuardCallbackHandler` with a rules-only
+policy (the packaged rule set); the same handler with the packaged default policy (every detector it
 enables); and the async variants (`ainvoke` with each handler, default policy).
 
 Usage:  .venv/bin/python benchmarks/langchain_overhead.py [--calls 300] [--warmup 20] [--threads 1]
@@ -169,8 +170,10 @@ def main() -> None:
     build_s = time.perf_counter() - t0
     chain = build_chain()
 
+    plumbing = Guard(rules_only, detectors=[])  # the handler's own cost: parse, record, dispatch
     modes: list[tuple[str, str, object]] = [
         ("off", "sync", None),
+        ("no detectors (plumbing)", "sync", PromptGuardCallbackHandler(plumbing)),
         ("rules-only", "sync", PromptGuardCallbackHandler(rules_guard)),
     ]
     if default_guard is not None:
