@@ -72,7 +72,7 @@ _TOKEN = re.compile(
     r"|(?P<word>[^\W\d_]+(?:['’][^\W\d_]+)*)"
     r"|(?P<sym>(?:[^\w\s]|_)+)"
 )
-_PLAIN_PUNCT = re.compile(r"^[.,;:!?'\"“”‘’()\[\]\-–—/…%$€£&]+$")
+_PLAIN_PUNCT = re.compile(r"^[.,;:!?'\"“”‘’()\[\]{}\-–—/…%$€£&+*=<>^×÷±]+$")
 
 # Short words that are ordinary English (the vocabulary lists many abbreviations too).
 _SHORT_COMMON = frozenset("""
@@ -176,11 +176,17 @@ def rare_spans(query: Segment, *, limit: int = 4) -> list[Candidate]:
     if 0 <= q < len(text) - 1:
         tail = text[q + 1:]
         body = tail.strip()
-        if body and len(body.split()) <= 6 and not re.search(r"\d", body) and "?" not in body:
+        odd = any(token_rarity(t, k) >= 0.3 for t, k, _, _ in _tokens(body))
+        # only an odd fragment: "Answer in one word." is an ordinary instruction
+        if body and odd and len(body.split()) <= 6 and not re.search(r"\d", body) and "?" not in body:
             s = q + 1 + (len(tail) - len(tail.lstrip()))
             e = s + len(body.rstrip(" ."))
+            inside = [c for c in cands if s <= c.start and c.end <= e]
             if not any(c.start <= s and e <= c.end for c in cands):
-                cands.append(Candidate(text[s:e], query.index, s, e, 0.55, "trailing-fragment"))
+                # the whole odd fragment ("In arcane parlance") beats the odd words inside it
+                score = max([0.55] + [c.score + 0.05 for c in inside])
+                cands = [c for c in cands if c not in inside]
+                cands.append(Candidate(text[s:e], query.index, s, e, min(1.0, score), "trailing-fragment"))
     cands.sort(key=lambda c: -c.score)
     return cands[:limit]
 
