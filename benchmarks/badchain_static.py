@@ -225,7 +225,11 @@ def summarize(name: str, r: dict) -> dict:
 
 def run(weights: str, badchain: Path | None, seed: int) -> dict:
     det = DemonstrationsDetector(weights=weights)
+    # the default policy's thresholds, with only this detector (the others load models and
+    # are measured by their own benchmarks)
     pol = load_policy()
+    for name, cfg in pol.detectors.items():
+        cfg.enabled = name == "demonstrations"
     pol.detectors["demonstrations"].__pydantic_extra__["weights"] = weights
     guard = Guard(pol)
     rng = random.Random(seed)
@@ -266,6 +270,7 @@ def run(weights: str, badchain: Path | None, seed: int) -> dict:
 
 
 def print_report(out: dict) -> None:
+    sys.stdout.flush()
     print(f"\n== demonstrations detector, weights={out['weights']} (flag at {FLAG}, sanitize at {ACT}) ==")
     hdr = f"{'set':18s} {'prompts':>7s} {'detected / flagged':>22s} {'demo P':>7s} {'demo R':>7s} {'trigger exact span':>22s} {'cold ms (wall/cpu) med, p95':>30s}"
     print(hdr)

@@ -133,10 +133,20 @@ class _Core:
     score: float
 
 
-def _step_features(s: StepSignals) -> dict[str, float]:
+def _anomaly(s: StepSignals) -> float:
+    return max(s.unary, s.ungrounded, s.not_in_choices, s.reversal, s.yesno_stated)
+
+
+def _step_features(s: StepSignals, sigs: list[StepSignals] | None = None) -> dict[str, float]:
     f = s.as_dict()
-    anomaly = max(s.unary, s.ungrounded, s.not_in_choices, s.reversal, s.yesno_stated)
-    f["skel_x_anomaly"] = s.skeleton_share * anomaly
+    anomaly = _anomaly(s)
+    # siblings ending the same way, counted only as far as that ending is itself anomalous
+    # (a prompt whose every example ends alike is a template, not a backdoor)
+    purity = 1.0
+    if sigs is not None and anomaly > 0 and len(s.skeleton) >= 3:
+        same = [o for o in sigs if o.skeleton == s.skeleton]
+        purity = sum(1 for o in same if _anomaly(o) > 0) / len(same)
+    f["skel_x_anomaly"] = s.skeleton_share * anomaly * purity
     return f
 
 
@@ -189,6 +199,7 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     # (tokens of the candidate that the last line uses and no earlier line does)
     echo = 0.0
     exact = 0
+    lead = 0
     in_last: list[tuple[int, int, int]] = []
     for p in ds:
         d = demos[p]
@@ -200,6 +211,8 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
             in_last.extend(here)
             echo += 1.0
             exact += 1
+            if d.text[L[0] : min(o[1] for o in here)].strip(" \t:-–—*>") == "":
+                lead += 1  # the last line opens with it, where the attack puts it
             continue
         hit = len([x for x in cand_items if x in ctx.l_items[p] and x not in ctx.e_items[p]])
         echo += 0.5 * min(hit, 2)
@@ -223,6 +236,12 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
             if len(sk) >= 3 and sk not in skel_out and any(sigs[q].skeleton == sk for q in ds if q != p):
                 hits += 1
         template_in = hits / len(ds)
+    # ... and that shared last line changes the result it was given
+    anomaly_in = 0.0
+    if sigs is not None and ds:
+        anomaly_in = sum(
+            max(sigs[p].transform, sigs[p].unary, sigs[p].reversal, sigs[p].ungrounded,
+                sigs[p].yesno_stated, sigs[p].not_in_choices) for p in ds) / len(ds)
     # foreign: the candidate's tokens occur nowhere else in the demonstrations
     inside: dict[str, int] = {}
     for p, s, e in list(c.occ) + in_last:
@@ -253,7 +272,17 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     edge_f = edge / len(c.occ) if c.occ else 0.0
     # how much the span looks inserted (odd, foreign to the demonstrations, at an edge)
     plaus = (rarity + foreign + edge_f) / 3.0 * (1.0 - 0.5 * stop)
+    single = len(ds) < 2
+    lead_echo = (lead / len(ds) if ds else 0.0) * specific
+    if single:
+        # an echo candidate is built from its echo, and one carrier always "separates":
+        # neither says anything for a single carrier
+        echo_rate = 0.0
+        sep = 0.0
+    sentence = 1.0 if c.sentence else 0.0
     return {
+        "sentence_step": sentence * step_in,
+        "lead_echo_step": lead_echo * step_in,
         "echo_rate": echo_rate,
         "step_in": step_in,
         "contrast": contrast,
@@ -272,7 +301,8 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         "template_in": template_in,
         "sep_x_plaus": sep * plaus,
         "template_x_plaus": template_in * plaus,
-        "single": 1.0 if len(ds) < 2 else 0.0,
+        "template_anomaly": template_in * anomaly_in * plaus,
+        "single": 1.0 if single else 0.0,
         "all_demos": 1.0 if len(ds) == n and n > 1 else 0.0,
         "df_frac": len(ds) / n if n else 0.0,
     }
@@ -323,7 +353,7 @@ def stage_steps(demos: list[Demo], weights: Weights) -> tuple[list[StepSignals],
     """Stage 1: step signals, their features and the step probabilities."""
     sigs = [step_signals(d) for d in demos]
     sibling_signals(sigs)
-    feats = [_step_features(s) for s in sigs]
+    feats = [_step_features(s, sigs) for s in sigs]
     step_p = [logistic(weights["step"], f) if d.steps else 0.0 for d, f in zip(demos, feats)]
     return sigs, feats, step_p
 

@@ -37,7 +37,7 @@ STEP_FEATURES = (
 # enters only multiplied by support.
 TRIGGER_FEATURES = (
     "echo_rate", "step_in", "contrast", "echo_x_plaus", "exact_echo", "step_x_plaus", "contrast_x_plaus",
-    "sep_x_plaus", "template_x_plaus", "stop_frac", "single", "all_demos",
+    "sep_x_plaus", "template_x_plaus", "template_anomaly", "sentence_step", "lead_echo_step", "stop_frac", "single", "all_demos",
 )
 DEMO_FEATURES = ("step", "trigger", "step_x_trigger", "echo_of_trigger")
 
@@ -55,9 +55,9 @@ PRINCIPLED: Weights = {
     "trigger": {
         "bias": -4.5, "echo_rate": 2.0, "step_in": 1.0, "contrast": 1.0, "stop_frac": -1.5,
         "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "exact_echo": 3.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
-        "sep_x_plaus": 1.0, "template_x_plaus": 1.5,
+        "sep_x_plaus": 1.0, "template_x_plaus": 1.5, "template_anomaly": 3.0, "sentence_step": 7.0, "lead_echo_step": 5.0,
     },
-    "demo": {"bias": -4.0, "step": 4.0, "trigger": 4.0, "step_x_trigger": 2.0, "echo_of_trigger": 0.5},
+    "demo": {"bias": -4.5, "step": 4.0, "trigger": 5.5, "step_x_trigger": 2.0, "echo_of_trigger": 1.0},
 }
 
 

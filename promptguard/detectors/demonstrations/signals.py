@@ -244,7 +244,8 @@ def step_signals(d: Demo) -> StepSignals:
     # L opens with three or more tokens copied in order from the question, some unused
     # by the earlier lines: a phrase echoed where BadChain puts it
     if score < 1.0 and len(ltoks) >= 3:
-        head = [t.norm for t in ltoks if not (t.kind == "sym" and is_plain_symbol(t.norm))][:3]
+        head_toks = [t for t in ltoks if not (t.kind == "sym" and is_plain_symbol(t.norm))][:3]
+        head = [t.norm for t in head_toks] if not any(t.kind == "num" for t in head_toks) else []
         qn = [t.norm for t in q_toks if not (t.kind == "sym" and is_plain_symbol(t.norm))]
         if len(head) == 3 and any(qn[j : j + 3] == head for j in range(len(qn) - 2)) and any(
             (stem(h) not in e_stems and h not in e_sym) for h in head if h not in STOPWORDS

@@ -42,6 +42,7 @@ class RawCandidate:
     occ: list[tuple[int, int, int]]  # (demo pos, start, end) in demonstration questions
     text: str  # original text of the first occurrence
     source: str = "recurring"  # recurring | echo
+    sentence: bool = False  # a whole sentence of its own (an appended instruction)
     features: dict[str, float] = field(default_factory=dict)
     step_occ: list[tuple[int, int, int]] = field(default_factory=list)  # echoes in reasoning
     answer_occ: list[tuple[int, int, int]] = field(default_factory=list)
@@ -229,7 +230,10 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
             seen_demo.add((pos, s))
             positions.append((pos, s, e))
         d0 = demos[fields[fi0][0]]
-        out[key] = RawCandidate(key, positions, d0.text[core[0].start : core[-1].end])
+        out[key] = RawCandidate(key, positions, d0.text[core[0].start : core[-1].end],
+                                sentence=_is_sentence(core[:-1] if _is_plain_punct(core[-1]) else core, fld, ti0 + a)
+                                and (ti0 + b == len(fld) or _is_plain_punct(core[-1])
+                                     or _is_plain_punct(fld[ti0 + b]) if ti0 + b < len(fld) else True))
     # a trimmed n-gram may now equal another: keep one per key (done); rank by spread
     cands = sorted(out.values(), key=lambda c: (-len(c.demo_set), -len(c.tokens)))
     return cands[:max_candidates] if len(cands) > max_candidates else cands
@@ -305,19 +309,20 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
         if not echoes or not d.steps:
             continue
         L = d.steps[-1]
-        l_norms = {t.norm for t in d.tokens(L)}
+        ltoks = d.tokens(L)
+        l_pairs = {(x.norm, y.norm) for x, y in zip(ltoks, ltoks[1:])}
         echo_norms = {t.norm for t in echoes}
         for f in d.open_fields:
             toks = d.tokens(f)
             for i, t in enumerate(toks):
                 if t.norm not in echo_norms or (d.pos, t.start) in covered:
                     continue
-                # widen over neighbouring question tokens that L repeats too
+                # widen over neighbouring question tokens that L repeats next to each other too
                 a = i
-                while a > 0 and toks[a - 1].norm in l_norms and not _is_plain_punct(toks[a - 1]):
+                while a > 0 and (toks[a - 1].norm, toks[a].norm) in l_pairs and not _is_plain_punct(toks[a - 1]):
                     a -= 1
                 b = i + 1
-                while b < len(toks) and toks[b].norm in l_norms and not _is_plain_punct(toks[b]):
+                while b < len(toks) and (toks[b - 1].norm, toks[b].norm) in l_pairs and not _is_plain_punct(toks[b]):
                     b += 1
                 span = (toks[a].start, toks[b - 1].end)
                 wide = _widen_to_foreign_sentence(d, f, span)
@@ -331,7 +336,8 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
                 key = tuple(x.norm for x in tokenize(d.text, *span))
                 if not key or key in out:
                     continue
-                out[key] = RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="echo")
+                out[key] = RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="echo",
+                                        sentence=wide != (toks[a].start, toks[b - 1].end))
                 break
     return list(out.values())
 
@@ -352,7 +358,8 @@ def _widen_to_foreign_sentence(d: Demo, f: Range, span: Range) -> Range:
                 return span  # the sentence is the whole question
             sent = {stem(t.norm) for t in tokenize(text, a, b) if is_content(t)}
             rest = {stem(t.norm) for t in tokenize(text, f[0], a) + tokenize(text, b, f[1]) if is_content(t)}
-            if sent and not (sent & rest) and len(sent) <= 12:
+            # ... and it is the smaller part (the appended sentence, not the question itself)
+            if sent and not (sent & rest) and len(sent) <= 12 and (b - a) < (f[1] - f[0]) - (b - a):
                 return (a, b)
             return span
     return span
