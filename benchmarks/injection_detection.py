@@ -107,9 +107,16 @@ def guard_scores(rows: list[dict]) -> dict[str, dict]:
     if not py.is_file():
         print(f"(guard baselines skipped: no venv at {GUARD_VENV}; run benchmarks/setup_guard_baselines.sh)")
         return {}
+    import hashlib
+
+    body = "".join(json.dumps({"text": r["text"]}) + "\n" for r in rows)
+    tag = hashlib.sha1(body.encode()).hexdigest()[:12]
+    dst = OUT / f"guard_scores-{tag}.json"
+    if dst.is_file() and os.environ.get("GUARD_RERUN") != "1":
+        print(f"(guard baseline scores reused from {dst.name}; GUARD_RERUN=1 recomputes them)")
+        return json.loads(dst.read_text())
     src = OUT / "dev_texts.jsonl"
-    src.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows), encoding="utf-8")
-    dst = OUT / "guard_scores.json"
+    src.write_text(body, encoding="utf-8")
     t0 = time.perf_counter()
     proc = subprocess.run([str(py), str(ROOT / "benchmarks" / "guard_runner.py"), str(src), str(dst)],
                           capture_output=True, text=True)
@@ -130,7 +137,7 @@ def main() -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     from promptguard.embeddings import get_embedder
     from promptguard.embeddings.attacks import AttackIndex
-    from promptguard.embeddings.head import bag_scores, train_head
+    from promptguard.embeddings.head import bag_scores, fit_platt, train_head
     from promptguard.embeddings.training import packaged_rows
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
@@ -164,11 +171,22 @@ def main() -> None:
                           np.concatenate([y[idx], xy]), C=C, rounds=rounds)
 
     strata = np.array([f"{r['source']}/{r['label']}" for r in rows])
-    s_emb = np.zeros(len(rows))
+    z_emb = np.zeros(len(rows))
+    fold_of = np.zeros(len(rows), dtype=int)
     t0 = time.perf_counter()
-    for tr, te in StratifiedKFold(args.folds, shuffle=True, random_state=0).split(np.zeros(len(rows)), strata):
-        s_emb[te] = bag_scores(fit(tr), [vecs[i] for i in te], [sims[i] for i in te])
+    splits = StratifiedKFold(args.folds, shuffle=True, random_state=0).split(np.zeros(len(rows)), strata)
+    for f, (tr, te) in enumerate(splits):
+        z_emb[te] = bag_scores(fit(tr), [vecs[i] for i in te], [sims[i] for i in te], raw=True)
+        fold_of[te] = f
     t_cv = time.perf_counter() - t0
+    # Cross-fitted calibration: fold f's raw scores go through a Platt fit on the
+    # other folds' out-of-fold scores (the shipped head is calibrated the same way,
+    # on out-of-fold scores of all its training data).
+    s_emb = np.zeros(len(rows))
+    for f in range(args.folds):
+        m = fold_of == f
+        a, b = fit_platt(z_emb[~m], y[~m])
+        s_emb[m] = 1 / (1 + np.exp(-np.clip(a * z_emb[m] + b, -40, 40)))
     # similarity alone (no head): calibrated top-1 cosine to the known-attack index
     s_sim = shipped.similarity_probability(np.array([float(s[:, 0].max()) for s in sims]))
 
@@ -179,12 +197,20 @@ def main() -> None:
     for src in sources:
         te = np.where(src_arr == src)[0]
         tr = np.where(src_arr != src)[0]
-        s = bag_scores(fit(tr), [vecs[i] for i in te], [sims[i] for i in te])
+        h = fit(tr)
+        h.calibration = shipped.calibration  # scores on the shipped head's scale (AUC does not depend on it)
+        s = bag_scores(h, [vecs[i] for i in te], [sims[i] for i in te])
         loso[src] = {"recall@0.5": float((s[y[te] == 1] >= 0.5).mean()) if (y[te] == 1).any() else None,
                      "fpr@0.5": float((s[y[te] == 0] >= 0.5).mean()) if (y[te] == 0).any() else None,
                      "auc": float(roc_auc_score(y[te], s)) if len(set(y[te])) > 1 else None}
 
-    s_comb = np.maximum(s_rules, s_emb)
+    # The policy decides by the most severe action: a rules hit at or above its act
+    # threshold blocks whatever the embeddings say. So the combination ranks rows
+    # by (rules acted on, then the larger score).
+    from promptguard.policy import load_policy
+
+    rules_act = load_policy().default.act_at
+    s_comb = np.where(s_rules >= rules_act, 1.0 + s_rules, np.maximum(s_rules, s_emb))
     systems = {
         "rules alone": (s_rules, policy_flags(rows, {"rules": s_rules})),
         "similarity alone (no head)": (s_sim, policy_flags(rows, {"embeddings": s_sim})),

@@ -23,6 +23,7 @@ Policy options (all optional)::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -212,12 +213,28 @@ class EmbeddingsDetector:
             if seg is None or seg.kind not in _SANITIZABLE:
                 return None
             spans = f.details.get("hot_windows") or [list(f.span or (0, len(seg.text)))]
+            # A window starts and ends mid-sentence; cut whole sentences so that the
+            # head or tail of the injected instruction is not left behind.
+            spans = [_to_sentences(seg.text, a, b) for a, b in spans]
             for start, end in _merge(spans):
                 if start <= 0 and end >= len(seg.text):
                     edits.append(Edit(seg, reason="suspected prompt injection (embeddings)"))
                 else:
                     edits.append(Edit(seg, start, end, REPLACEMENT, reason="suspected prompt injection (embeddings)"))
         return edits
+
+
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
+
+
+def _to_sentences(text: str, start: int, end: int, reach: int = 400) -> list[int]:
+    """[start, end) widened to sentence boundaries (at most `reach` characters each way)."""
+    lo = max(0, start - reach)
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, lo, start)]
+    new_start = ends[-1] if ends else (0 if lo == 0 else start)
+    m = _SENTENCE_END.search(text, max(end - 1, 0), min(len(text), end + reach))
+    new_end = m.end() if m else (len(text) if end + reach >= len(text) else end)
+    return [new_start, max(new_end, end)]
 
 
 def _merge(spans: list[list[int]]) -> list[tuple[int, int]]:

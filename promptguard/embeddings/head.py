@@ -81,16 +81,24 @@ class Head:
     window_tokens: int = 128
     overlap_tokens: int = 32
     platt: tuple[float, float] = (10.0, -6.0)
+    # Platt scaling of the raw decision value, fitted on out-of-fold scores of the
+    # training data: P(attack) = sigmoid(a * z + b). (1, 0) = uncalibrated.
+    calibration: tuple[float, float] = (1.0, 0.0)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def decision(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.scale) @ self.coef + self.intercept
 
-    def predict_windows(self, vecs: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
-        """P(attack) of each window."""
+    def window_decisions(self, vecs: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
+        """Raw (uncalibrated) decision value of each window."""
         if len(vecs) == 0:
-            return np.zeros(0, np.float32)
-        return _sigmoid(self.decision(window_features(vecs, sims, self.features))).astype(np.float32)
+            return np.zeros(0, np.float64)
+        return self.decision(window_features(vecs, sims, self.features))
+
+    def predict_windows(self, vecs: np.ndarray, sims: np.ndarray | None) -> np.ndarray:
+        """Calibrated P(attack) of each window."""
+        a, b = self.calibration
+        return _sigmoid(a * self.window_decisions(vecs, sims) + b).astype(np.float32)
 
     def similarity_probability(self, top1: np.ndarray) -> np.ndarray:
         a, b = self.platt
@@ -103,7 +111,7 @@ class Head:
         header = {
             "version": HEAD_VERSION, "features": self.features, "k": self.k, "model": self.model,
             "window_tokens": self.window_tokens, "overlap_tokens": self.overlap_tokens,
-            "platt": list(self.platt), "meta": self.meta,
+            "platt": list(self.platt), "calibration": list(self.calibration), "meta": self.meta,
         }
         with open(path, "wb") as f:
             np.savez_compressed(
@@ -136,7 +144,8 @@ class Head:
             k=int(header.get("k", 3)), model=header.get("model", ""),
             window_tokens=int(header.get("window_tokens", 128)),
             overlap_tokens=int(header.get("overlap_tokens", 32)),
-            platt=tuple(header.get("platt", (10.0, -6.0))), meta=header.get("meta", {}),
+            platt=tuple(header.get("platt", (10.0, -6.0))),
+            calibration=tuple(header.get("calibration", (1.0, 0.0))), meta=header.get("meta", {}),
         )
 
 
@@ -149,6 +158,7 @@ def train_head(
     C: float = 1.0,
     rounds: int = 3,
     top_windows: int = 1,
+    weights: Sequence[float] | None = None,
     seed: int = 0,
 ) -> Head:
     """Fit a multiple-instance logistic-regression head.
@@ -165,21 +175,27 @@ def train_head(
         raise HeadError("training needs both attack (1) and benign (0) texts")
     sims = list(window_sims) if window_sims is not None else [None] * len(labels)
     feats = [window_features(v, s, features) for v, s in zip(window_vecs, sims)]
+    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
     keep = [i for i, f in enumerate(feats) if len(f)]
     neg = np.vstack([feats[i] for i in keep if labels[i] == 0])
+    neg_w = np.concatenate([np.full(len(feats[i]), w[i]) for i in keep if labels[i] == 0])
     pos_bags = [feats[i] for i in keep if labels[i] == 1]
+    pos_w = [w[i] for i in keep if labels[i] == 1]
     if not len(neg) or not pos_bags:
         raise HeadError("no windows to train on")
     allx = np.vstack([neg] + pos_bags)
     mean = allx.mean(axis=0)
     scale = allx.std(axis=0) + 1e-6
 
-    def fit(pos: np.ndarray) -> Any:
+    def fit(bags: list[np.ndarray]) -> Any:
+        pos = np.vstack(bags)
+        pw = np.concatenate([np.full(len(b), bw) for b, bw in zip(bags, pos_w)])
         x = (np.vstack([neg, pos]) - mean) / scale
         y = np.concatenate([np.zeros(len(neg)), np.ones(len(pos))])
-        return LogisticRegression(C=C, max_iter=2000, class_weight="balanced", random_state=seed).fit(x, y)
+        sw = np.concatenate([neg_w / neg_w.sum(), pw / pw.sum()]) * len(y) / 2  # balanced classes
+        return LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x, y, sample_weight=sw)
 
-    lr = fit(np.vstack(pos_bags))
+    lr = fit(pos_bags)
     for _ in range(max(0, rounds)):
         chosen = []
         for bag in pos_bags:
@@ -188,7 +204,7 @@ def train_head(
                 continue
             z = lr.decision_function((bag - mean) / scale)
             chosen.append(bag[np.argsort(-z)[:top_windows]])
-        lr = fit(np.vstack(chosen))
+        lr = fit(chosen)
     return Head(
         coef=lr.coef_[0].astype(np.float32), intercept=float(lr.intercept_[0]),
         mean=mean.astype(np.float32), scale=scale.astype(np.float32), features=features,
@@ -196,12 +212,15 @@ def train_head(
     )
 
 
-def bag_scores(head: Head, window_vecs: Sequence[np.ndarray], window_sims: Sequence[np.ndarray] | None) -> np.ndarray:
-    """Max window probability of each text (0 for a text with no windows)."""
+def bag_scores(
+    head: Head, window_vecs: Sequence[np.ndarray], window_sims: Sequence[np.ndarray] | None, *, raw: bool = False
+) -> np.ndarray:
+    """Max window probability of each text (0 for a text with no windows); with
+    `raw`, the max raw decision value instead (-inf for no windows)."""
     sims = list(window_sims) if window_sims is not None else [None] * len(window_vecs)
-    return np.array(
-        [float(head.predict_windows(v, s).max()) if len(v) else 0.0 for v, s in zip(window_vecs, sims)]
-    )
+    f = head.window_decisions if raw else head.predict_windows
+    empty = -np.inf if raw else 0.0
+    return np.array([float(f(v, s).max()) if len(v) else empty for v, s in zip(window_vecs, sims)])
 
 
 __all__ += ["bag_scores"]

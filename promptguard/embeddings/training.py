@@ -95,11 +95,18 @@ def train_from_rows(
     features: str = "emb+sim",
     C: float = 0.1,
     rounds: int = 3,
+    calibration_folds: int = 5,
     meta: dict[str, Any] | None = None,
 ) -> Head:
     """A head (with its similarity calibration) from already embedded rows."""
     labels = np.asarray(labels)
     head = train_head(vecs, sims, labels, features=features, C=C, rounds=rounds)
+    # Calibrate the raw decision on out-of-fold scores (in-sample scores are overconfident).
+    folds = min(calibration_folds, int(min(labels.sum(), (1 - labels).sum())))
+    if folds >= 2:
+        oof = cross_validate(vecs, sims, labels, folds=folds, raw=True, features=features, C=C, rounds=rounds)
+        ok = np.isfinite(oof)
+        head.calibration = fit_platt(oof[ok], labels[ok])
     top1 = np.array([float(s[:, 0].max()) if len(s) else 0.0 for s in sims])
     head.platt = fit_platt(top1, labels)
     head.model = embedder.name
@@ -120,9 +127,10 @@ def cross_validate(
     *,
     folds: int = 5,
     seed: int = 0,
+    raw: bool = False,
     **train_kw: Any,
 ) -> np.ndarray:
-    """Out-of-fold head scores (stratified k-fold)."""
+    """Out-of-fold head scores (stratified k-fold); raw decision values with `raw`."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = np.asarray(labels)
@@ -130,5 +138,5 @@ def cross_validate(
     scores = np.zeros(len(labels))
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), strata):
         h = train_head([vecs[i] for i in tr], [sims[i] for i in tr], labels[tr], **train_kw)
-        scores[te] = bag_scores(h, [vecs[i] for i in te], [sims[i] for i in te])
+        scores[te] = bag_scores(h, [vecs[i] for i in te], [sims[i] for i in te], raw=raw)
     return scores

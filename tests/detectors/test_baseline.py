@@ -38,11 +38,12 @@ _END = ["?", " in size M?", " before the weekend?", " for my daughter?", " at th
 
 
 def shop_queries(n: int, seed: int) -> list[str]:
+    """n distinct queries, in the (random) order drawn: any prefix is an i.i.d.-like sample."""
     rng = random.Random(seed)
-    out: set[str] = set()
+    out: dict[str, None] = {}
     while len(out) < n:
-        out.add(f"{rng.choice(_ASK)} {rng.choice(_ITEM)}{rng.choice(_END)}")
-    return sorted(out)
+        out[f"{rng.choice(_ASK)} {rng.choice(_ITEM)}{rng.choice(_END)}"] = None
+    return list(out)
 
 
 ANOMALIES = [
