@@ -228,6 +228,15 @@ def shared_ngrams(segments: Sequence[Segment], *, max_n: int = 6, limit: int = 4
                     score = min(1.0, 0.45 + 0.1 * min(len(where), 4) + (0.15 if echo else 0.0) + 0.1 * r)
                     found.append((score, i, i + n, where))
         for score, a, b, where in found:
+            # trim template words off the edges: tokens more demonstrations share than the n-gram
+            # ("~~ Answer Choices: (A" -> "~~")
+            def df(k: int) -> int:
+                return sum(1 for words in dq if norm[k] in words)
+
+            while b - a > 1 and rar[b - 1] < 0.5 and (df(b - 1) > len(where) or toks[b - 1][1] == "sym"):
+                b -= 1
+            while b - a > 1 and rar[a] < 0.5 and (df(a) > len(where) or toks[a][1] == "sym"):
+                a += 1
             s, e = toks[a][2], toks[b - 1][3]
             out.append(Candidate(q.text[s:e], q.index, s, e, score, "shared-ngram", where))
     out.sort(key=lambda c: -c.score)
