@@ -327,6 +327,7 @@ def create_app(settings: ProxySettings | None = None, *,
     s = settings or load_settings()
     if not s.upstream:
         raise ValueError("no upstream configured: pass --upstream URL or set PROMPTGUARD_UPSTREAM")
+    store = open_store(s.store, start=False)  # a bad store URL fails before any model loads
     configure_logging(s.log_level, s.log_json)
     metrics = Metrics()
     profiles: dict[Path | None, _Profile] = {}
@@ -335,7 +336,6 @@ def create_app(settings: ProxySettings | None = None, *,
         inline = frozenset(s.inline_detectors)
         profiles[p] = _Profile(Checker(guard, metrics, inline), Checker(_answer_guard(guard, s), metrics, inline),
                                *_make_auditor(guard.policy, s))
-    store = open_store(s.store, start=False)
     state = ProxyState(s, metrics, profiles, store, transport)
 
     @contextlib.asynccontextmanager

@@ -24,6 +24,13 @@ pytestmark = pytest.mark.timeout(180)
 runner = CliRunner()
 
 
+def _rules_only_policy(d: Path) -> Path:
+    rules = Path(__file__).resolve().parents[2] / "policies" / "rules" / "default.yaml"
+    policy = d / "rules-only.yaml"
+    policy.write_text(f"version: 1\nname: rules-only\ndetectors:\n  rules:\n    rulesets: [{rules}]\n")
+    return policy
+
+
 def test_serve_refuses_bad_configuration(tmp_path, monkeypatch):
     monkeypatch.delenv("PROMPTGUARD_UPSTREAM", raising=False)
     monkeypatch.delenv("PROMPTGUARD_CONFIG", raising=False)
@@ -37,7 +44,8 @@ def test_serve_refuses_bad_configuration(tmp_path, monkeypatch):
     cfg.write_text("upstream: http://127.0.0.1:1/v1\nworkers: 0\n")
     r = runner.invoke(app, ["serve", "--config", str(cfg)])
     assert r.exit_code == 2 and "c.yaml:2" in r.output
-    r = runner.invoke(app, ["serve", "--upstream", "http://127.0.0.1:1/v1", "--store", "mysql://x/y"])
+    r = runner.invoke(app, ["serve", "--upstream", "http://127.0.0.1:1/v1", "--store", "mysql://x/y",
+                            "--policy", str(_rules_only_policy(tmp_path))])
     assert r.exit_code == 2 and "unsupported store URL" in r.output
 
 
@@ -57,9 +65,7 @@ def test_two_workers_share_one_store(tmp_path, fake_upstream):
     port = free_port()
     db = tmp_path / "audit.sqlite"
     # rules only: the decisions below are then known in advance, and workers start fast
-    rules = Path(__file__).resolve().parents[2] / "policies" / "rules" / "default.yaml"
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(f"version: 1\nname: rules-only\ndetectors:\n  rules:\n    rulesets: [{rules}]\n")
+    policy = _rules_only_policy(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTGUARD_")}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from promptguard.cli import main; main()", "serve", "--upstream", fake_upstream[0], "--port", str(port),
