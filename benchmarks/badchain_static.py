@@ -47,9 +47,8 @@ from demo_corpus import (  # noqa: E402
     strategyqa_demos,
 )
 
-from promptguard.detectors.demonstrations import CACHE  # noqa: E402
+from promptguard.detectors.demonstrations.analysis import clear_caches  # noqa: E402
 from promptguard.detectors.demonstrations.detector import RULE_POISONED, RULE_TRIGGER, DemonstrationsDetector  # noqa: E402
-from promptguard.detectors.demonstrations.triggers import candidate_regex  # noqa: E402
 from promptguard.guard import Guard  # noqa: E402
 from promptguard.parsing import segments_from_messages, segments_from_prompt  # noqa: E402
 from promptguard.policy import load_policy  # noqa: E402
@@ -76,8 +75,7 @@ def evaluate(prompts: list[Prompt], det: DemonstrationsDetector) -> dict:
            "loc_text": 0, "loc_exact": 0, "poisoned": 0, "wall_ms": [], "cpu_ms": [], "misses": [], "false": []}
     for p in prompts:
         segs = segments_of(p)
-        CACHE.clear()
-        candidate_regex.cache_clear()
+        clear_caches()
         w0, c0 = time.perf_counter(), time.thread_time()
         fs = det.detect(segs)
         res["wall_ms"].append((time.perf_counter() - w0) * 1000)

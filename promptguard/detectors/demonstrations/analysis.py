@@ -38,6 +38,7 @@ __all__ = [
     "query_carries_trigger",
     "TemplateCache",
     "CACHE",
+    "clear_caches",
 ]
 
 
@@ -463,6 +464,18 @@ class TemplateCache:
 
 
 CACHE = TemplateCache()
+
+
+def clear_caches() -> None:
+    """Forget everything memoised (the template cache and the small token / pattern
+    caches): what a cold start sees. For benchmarks and tests."""
+    from .text import _as_float, _tokenize_whole, stem
+
+    CACHE.clear()
+    candidate_regex.cache_clear()
+    _tokenize_whole.cache_clear()
+    _as_float.cache_clear()
+    stem.cache_clear()
 
 
 def template_key(demos: list[Demo], weights_name: str) -> str:

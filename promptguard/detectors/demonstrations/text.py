@@ -66,7 +66,18 @@ def _norm_word(w: str) -> str:
 
 
 def tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
-    """Tokens of text[start:end], spans relative to `text`."""
+    """Tokens of text[start:end], spans relative to `text` (treat the list as read-only)."""
+    if start == 0 and (end is None or end == len(text)) and len(text) <= 4096:
+        return _tokenize_whole(text)
+    return _tokenize(text, start, end)
+
+
+@lru_cache(maxsize=4096)
+def _tokenize_whole(text: str) -> list[Token]:
+    return _tokenize(text, 0, None)
+
+
+def _tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
     end = len(text) if end is None else end
     out: list[Token] = []
     for m in _TOKEN.finditer(text, start, end):
