@@ -218,7 +218,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900.0, help="per-audit timeout (s)")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--from-partial", action="store_true",
+                    help="print the summary of an interrupted run (benchmarks/out/audit_badchain.partial.json)")
     args = ap.parse_args()
+    if args.from_partial:
+        summarise(json.loads((OUT / "audit_badchain.partial.json").read_text()), args)
+        return
     if not BADCHAIN.is_dir():
         sys.exit(f"BadChain data not found at {BADCHAIN}")
     t0 = time.time()

@@ -176,8 +176,10 @@ def rare_spans(query: Segment, *, limit: int = 4) -> list[Candidate]:
     if 0 <= q < len(text) - 1:
         tail = text[q + 1:]
         body = tail.strip()
-        odd = any(token_rarity(t, k) >= 0.3 for t, k, _, _ in _tokens(body))
-        # only an odd fragment: "Answer in one word." is an ordinary instruction
+        words = [token_rarity(t, k) for t, k, _, _ in _tokens(body) if k != "sym" or token_rarity(t, k) > 0]
+        odd = bool(words) and sum(r >= 0.3 for r in words) * 2 >= len(words)
+        # only a mostly odd fragment: "Answer in one word." is an ordinary instruction, and in
+        # "xqj Answer in one word." the odd word alone is the candidate
         if body and odd and len(body.split()) <= 6 and not re.search(r"\d", body) and "?" not in body:
             s = q + 1 + (len(tail) - len(tail.lstrip()))
             e = s + len(body.rstrip(" ."))
