@@ -35,11 +35,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from demo_corpus import (  # noqa: E402
+from demo_corpus import (
     Prompt,
     clean_handwritten_prompts,
     clean_prompts,
-    csqa_demos,
     handwritten,
     letter_demos,
     math_demos,
@@ -47,13 +46,17 @@ from demo_corpus import (  # noqa: E402
     strategyqa_demos,
 )
 
-from promptguard.detectors.demonstrations.analysis import clear_caches  # noqa: E402
-from promptguard.detectors.demonstrations.detector import RULE_POISONED, RULE_TRIGGER, DemonstrationsDetector  # noqa: E402
-from promptguard.guard import Guard  # noqa: E402
-from promptguard.parsing import segments_from_messages, segments_from_prompt  # noqa: E402
-from promptguard.policy import load_policy  # noqa: E402
-from promptguard.sanitize import apply_to_messages, apply_to_text  # noqa: E402
-from promptguard.segments import SegmentKind  # noqa: E402
+from promptguard.detectors.demonstrations.analysis import clear_caches
+from promptguard.detectors.demonstrations.detector import (
+    RULE_POISONED,
+    RULE_TRIGGER,
+    DemonstrationsDetector,
+)
+from promptguard.guard import Guard
+from promptguard.parsing import segments_from_messages, segments_from_prompt
+from promptguard.policy import load_policy
+from promptguard.sanitize import apply_to_messages, apply_to_text
+from promptguard.segments import SegmentKind
 
 FLAG = 0.5
 ACT = 0.85
@@ -133,14 +136,19 @@ def sanitize_check(prompts: list[Prompt], guard: Guard) -> dict:
         if p.text is not None:
             out = apply_to_text(p.text, r.edits)
             out_segs = segments_from_prompt(out)
+            chunks = [out]
         else:
             msgs = apply_to_messages(p.messages, r.edits)
-            out = json.dumps(msgs, ensure_ascii=False)
+            out = "\n\n".join(str(m.get("content") or "") for m in msgs)
             out_segs = segments_from_messages(msgs)
+            chunks = [str(m.get("content") or "").strip() for m in msgs]
         trig = (p.trigger or "").strip()
         good = r.action.value == "sanitize"
         for i, d in enumerate(demos):
-            present = d.text in out if p.text is not None else (d.question in out and (d.steps[-1] if d.steps else "") in out)
+            if p.text is not None:
+                present = d.text in out
+            else:  # a chat pair: its user message kept verbatim
+                present = d.question.strip() in chunks
             if i in p.poisoned and present:
                 good = False
             if i not in p.poisoned and not present:

@@ -23,9 +23,10 @@ import glob
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "worked_examples.json"
@@ -124,7 +125,7 @@ def strategyqa_demos(badchain: Path, *, limit: int = 400) -> list[Demo]:
     out = []
     for ex in d["examples"]:
         t = ex["target"].strip()
-        m = re.match(r"(Yes|No)\.\s*(.*)", t, re.S)
+        m = re.match(r"(Yes|No)\.\s*(.*)", t, re.DOTALL)
         if not m or len(m.group(2)) < 20:
             continue
         steps = [s.strip() for s in re.split(r"(?<=[.!?])\s+", m.group(2).replace("\n", " ")) if s.strip()]
@@ -162,7 +163,7 @@ def csqa_demos(badchain: Path, *, limit: int = 400) -> list[Demo]:
             concept = q.get("question_concept", "it")
             steps = [
                 f"The question is about {concept}.",
-                f"We need the choice that fits the description best.",
+                "We need the choice that fits the description best.",
                 f"Of the above choices, ({key}) {text} makes the most sense.",
             ]
             out.append(Demo(q["stem"], steps, key, "letter", choices=choices))

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from demo_corpus import (  # noqa: E402
+from demo_corpus import (
     SUFFIXES_A,
     clean_prompts,
     csqa_demos,
@@ -40,8 +40,12 @@ from demo_corpus import (  # noqa: E402
     strategyqa_demos,
 )
 
-from promptguard.detectors.demonstrations.analysis import demo_features, stage_candidates, stage_steps  # noqa: E402
-from promptguard.detectors.demonstrations.scoring import (  # noqa: E402
+from promptguard.detectors.demonstrations.analysis import (
+    demo_features,
+    stage_candidates,
+    stage_steps,
+)
+from promptguard.detectors.demonstrations.scoring import (
     DEMO_FEATURES,
     PRINCIPLED,
     STEP_FEATURES,
@@ -49,9 +53,8 @@ from promptguard.detectors.demonstrations.scoring import (  # noqa: E402
     WEIGHTS_FILE,
     logistic,
 )
-from promptguard.detectors.demonstrations.structure import demos_of  # noqa: E402
-from promptguard.parsing import segments_from_messages, segments_from_prompt  # noqa: E402
-
+from promptguard.detectors.demonstrations.structure import demos_of
+from promptguard.parsing import segments_from_messages, segments_from_prompt
 
 # Each signal's weight is constrained to the sign its meaning gives it (evidence of a
 # backdoor can only raise the score, an honest re-check or a stop-word span only lower

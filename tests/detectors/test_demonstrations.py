@@ -22,7 +22,6 @@ from promptguard.detectors.demonstrations.detector import (
 )
 from promptguard.parsing import segments_from_messages, segments_from_prompt
 from promptguard.segments import SegmentKind
-
 from tests.detectors import demo_prompts as P
 
 FLAG = 0.5

@@ -16,14 +16,17 @@ from typer.testing import CliRunner
 
 from promptguard.cli import app
 from promptguard.detectors.demonstrations import analyze_demonstrations, find_trigger_candidates
-from promptguard.detectors.demonstrations.detector import RULE_POISONED, RULE_TRIGGER, DemonstrationsDetector
+from promptguard.detectors.demonstrations.detector import (
+    RULE_POISONED,
+    RULE_TRIGGER,
+    DemonstrationsDetector,
+)
 from promptguard.guard import Guard
 from promptguard.parsing import segments_from_messages, segments_from_prompt
 from promptguard.policy import Action, load_policy, policy_from_text
 from promptguard.sanitize import apply_to_messages, apply_to_text
 from promptguard.segments import SegmentKind
 from tests.detectors import demo_prompts as P
-
 
 _ONLY_DEMOS = """
 version: 1

@@ -21,15 +21,15 @@ from .analysis import (
 
 __all__ = [
     "CACHE",
-    "DemonstrationReport",
     "DemoVerdict",
+    "DemonstrationReport",
+    "DemonstrationsDetector",
     "TemplateCache",
     "TriggerCandidate",
     "TriggerSpan",
     "analyze_demonstrations",
     "find_trigger_candidates",
     "query_carries_trigger",
-    "DemonstrationsDetector",
 ]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ...segments import Segment, SegmentKind
 from .scoring import Weights, load_weights, logistic
@@ -29,16 +29,16 @@ from .triggers import (
 )
 
 __all__ = [
-    "TriggerSpan",
-    "TriggerCandidate",
+    "CACHE",
     "DemoVerdict",
     "DemonstrationReport",
+    "TemplateCache",
+    "TriggerCandidate",
+    "TriggerSpan",
     "analyze_demonstrations",
+    "clear_caches",
     "find_trigger_candidates",
     "query_carries_trigger",
-    "TemplateCache",
-    "CACHE",
-    "clear_caches",
 ]
 
 

@@ -20,8 +20,9 @@ demonstrations it keeps, and from the query.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...findings import Finding
 from ...sanitize import Edit
@@ -30,7 +31,7 @@ from .analysis import CACHE, DemonstrationReport, TemplateCache, TriggerSpan, an
 from .structure import demos_of
 from .text import Value, mentions, parse_answer, values_in
 
-__all__ = ["DemonstrationsDetector", "RULE_POISONED", "RULE_STEP", "RULE_TRIGGER"]
+__all__ = ["RULE_POISONED", "RULE_STEP", "RULE_TRIGGER", "DemonstrationsDetector"]
 
 RULE_POISONED = "PG-DEMO-POISONED"
 RULE_STEP = "PG-DEMO-STEP"
@@ -70,7 +71,7 @@ class DemonstrationsDetector:
             load_weights("fitted")  # fail at load time, not per request
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any], base_dir: Path | None = None) -> "DemonstrationsDetector":
+    def from_config(cls, options: Mapping[str, Any], base_dir: Path | None = None) -> DemonstrationsDetector:
         known = {"report_at", "trigger_at", "weights", "cache_size", "repair", "min_keep", "max_demos"}
         unknown = set(options) - known
         if unknown:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
-__all__ = ["STEP_FEATURES", "TRIGGER_FEATURES", "DEMO_FEATURES", "Weights", "PRINCIPLED", "load_weights", "logistic"]
+__all__ = ["DEMO_FEATURES", "PRINCIPLED", "STEP_FEATURES", "TRIGGER_FEATURES", "Weights", "load_weights", "logistic"]
 
 STEP_FEATURES = (
     "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words",

@@ -30,9 +30,19 @@ import re
 from dataclasses import dataclass, field
 
 from .structure import Demo, Range
-from .text import STOPWORDS, Token, Value, is_content, is_plain_symbol, known_word, mentions, stem, word_numbers
+from .text import (
+    STOPWORDS,
+    Token,
+    Value,
+    is_content,
+    is_plain_symbol,
+    known_word,
+    mentions,
+    stem,
+    word_numbers,
+)
 
-__all__ = ["StepSignals", "step_signals", "sibling_signals"]
+__all__ = ["StepSignals", "sibling_signals", "step_signals"]
 
 _RESULT_CUE = re.compile(r"(?:=|≈|→|->|\bis\b|\bare\b|\bequals?\b|\bgives?\b|\bget\b|\bmakes?\b|\bbecomes?\b)\s*[$\\{(]*\s*$")
 # generic words for "turn the result around" (a weak cue, never decisive on its own)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ...segments import Segment, SegmentKind
 from .text import Token, Value, parse_answer, tokenize, values_in

@@ -23,18 +23,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
-    "Token",
-    "tokenize",
-    "is_plain_symbol",
-    "norm_text",
     "STOPWORDS",
-    "is_content",
-    "stem",
+    "Token",
     "Value",
-    "values_in",
-    "parse_answer",
-    "mentions",
+    "is_content",
+    "is_plain_symbol",
     "known_word",
+    "mentions",
+    "norm_text",
+    "parse_answer",
+    "stem",
+    "tokenize",
+    "values_in",
     "word_numbers",
 ]
 
@@ -112,7 +112,7 @@ STOPWORDS = frozenset(
     what when where which while who whom why will with would you your yours yourself yourselves
     let let's lets us also may might must shall ok one two three many much per each every get got
     make makes made take takes thus therefore hence since we're it's that's there's what's don't
-    isn't aren't wasn't weren't won't can't doesn't didn't i'm you're they're""".split()
+    isn't aren't wasn't weren't won't can't doesn't didn't i'm you're they're""".split()  # noqa: SIM905
 )
 
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 
 from .structure import Demo, Range
 from .text import STOPWORDS, Token, is_content, is_plain_symbol, known_word, stem, tokenize
 
-__all__ = ["RawCandidate", "mine_candidates", "candidate_regex", "find_occurrences"]
+__all__ = ["RawCandidate", "candidate_regex", "find_occurrences", "mine_candidates"]
 
 MAX_N = 24  # longest trigger, in tokens
 _PLAIN_PUNCT = set(".,;:!?()[]{}'\"-–—…")
@@ -310,7 +311,7 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
             continue
         L = d.steps[-1]
         ltoks = d.tokens(L)
-        l_pairs = {(x.norm, y.norm) for x, y in zip(ltoks, ltoks[1:])}
+        l_pairs = {(x.norm, y.norm) for x, y in pairwise(ltoks)}
         echo_norms = {t.norm for t in echoes}
         for f in d.open_fields:
             toks = d.tokens(f)
@@ -395,4 +396,4 @@ def stop_fraction(toks: list[Token]) -> float:
     return n / len(toks)
 
 
-__all__ += ["echo_candidates", "token_rarity", "stop_fraction"]
+__all__ += ["echo_candidates", "stop_fraction", "token_rarity"]
