@@ -40,6 +40,7 @@ DEFAULT_WINDOW_TOKENS = 128
 DEFAULT_OVERLAP_TOKENS = 32
 DEFAULT_CACHE_SIZE = 8192
 DEFAULT_BATCH_SIZE = 32
+_WINDOW_CACHE_SIZE = 2048
 
 
 class EmbeddingError(RuntimeError):
@@ -169,6 +170,7 @@ class Embedder:
         self._model: Any = None
         self._tokenizer: Any = None
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._window_cache: OrderedDict[bytes, list[tuple[int, int]]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -204,8 +206,26 @@ class Embedder:
         """Overlapping windows of at most `window_tokens` tokens covering `text`.
 
         A text that fits in one window is returned whole. Window boundaries fall
-        on token boundaries; spans are character offsets into `text`.
+        on token boundaries; spans are character offsets into `text`. Spans of
+        long texts are cached (LRU) by text hash, so a repeated document is not
+        tokenized again.
         """
+        if len(text) <= self.window_tokens - 2:
+            return [Window(0, len(text), text)] if text else []
+        key = text_key(text)
+        with self._cache_lock:
+            spans = self._window_cache.get(key)
+            if spans is not None:
+                self._window_cache.move_to_end(key)
+        if spans is None:
+            spans = [(w.start, w.end) for w in self._windows(text)]
+            with self._cache_lock:
+                self._window_cache[key] = spans
+                while len(self._window_cache) > _WINDOW_CACHE_SIZE:
+                    self._window_cache.popitem(last=False)
+        return [Window(a, b, text[a:b]) for a, b in spans]
+
+    def _windows(self, text: str) -> list[Window]:
         if not text or not text.strip():
             return [Window(0, len(text), text)] if text else []
         # Fast path: a text this short cannot exceed the window (every counted
@@ -291,6 +311,7 @@ class Embedder:
     def clear_cache(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+            self._window_cache.clear()
         self.hits = self.misses = 0
 
     @property

@@ -84,8 +84,8 @@ def test_scan_with_a_bad_baseline_dir_fails_closed(tmp_path):
     p = tmp_path / "p.txt"
     p.write_text("Hello there, what are your opening hours?")
     res = runner.invoke(app, ["scan", str(p), "--baseline", str(tmp_path / "missing")])
-    assert res.exit_code != 0
-    assert "baseline" in (res.stderr + res.stdout)
+    assert res.exit_code == 2
+    assert "baseline directory not found" in res.stderr
 
 
 def test_train_writes_a_usable_head(tmp_path):

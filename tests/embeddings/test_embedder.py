@@ -158,3 +158,11 @@ def test_unloadable_model_is_a_clear_error(tmp_path):
     e = Embedder(tmp_path)
     with pytest.raises(EmbeddingError, match="cannot load embedding model"):
         e.embed(["x"])
+
+
+def test_window_spans_are_cached(emb, monkeypatch):
+    text = _long_doc(30, tail="window cache probe 77e1")
+    first = emb.windows(text)
+    calls = []
+    monkeypatch.setattr(emb, "_windows", lambda t: calls.append(t) or [])
+    assert emb.windows(text) == first and not calls
