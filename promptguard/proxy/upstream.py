@@ -42,7 +42,7 @@ def forward_request_headers(headers: Mapping[str, str], authorization: str | Non
 
 
 def client_response_headers(headers: httpx.Headers, *, keep_encoding: bool = False) -> dict[str, str]:
-    skip = set(HOP_BY_HOP)
+    skip = set(HOP_BY_HOP) | {"date", "server"}  # the proxy's server sets its own
     if not keep_encoding:
         skip.add("content-encoding")
     return {k: v for k, v in headers.items() if k.lower() not in skip and not k.lower().startswith("x-promptguard")}

@@ -124,6 +124,7 @@ def test_every_request_and_response_field_is_kept(proxy, fake_upstream):
     for k in ("prompt_logprobs", "kv_transfer_params", "system_fingerprint"):
         assert k in out
     assert len(out["choices"]) == 2 and out["choices"][1]["stop_reason"] is None
+    assert len(r.headers.get_list("date")) == 1 and len(r.headers.get_list("server")) == 1
     assert out["choices"][0]["message"]["reasoning_content"] is None
 
 
