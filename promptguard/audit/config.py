@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["AuditConfig", "AuditConfigError"]
+__all__ = ["AuditConfig", "AuditConfigError", "not_an_input_detector"]
 
 
 class AuditConfigError(ValueError):
@@ -76,3 +76,15 @@ class AuditConfig(BaseModel):
                 f"audit.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
             )
             raise AuditConfigError(f"invalid audit settings: {problems}") from None
+
+
+def not_an_input_detector(options: dict, base_dir: Any) -> Any:
+    """The detector registry's `audit` entry. Its findings (detector "audit") can have
+    thresholds in a policy, but the audit runs on answers, through the faces, and is
+    configured in the policy's `audit:` section, not under `detectors:`."""
+    from ..detectors.base import DetectorError
+
+    raise DetectorError(
+        "'audit' is not an input detector: configure it in the policy's 'audit:' section "
+        "(mode, max_extra_calls, ...) and remove it from 'detectors:'"
+    )

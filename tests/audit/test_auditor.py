@@ -301,3 +301,17 @@ async def test_concurrency_limit_holds():
     reps = await asyncio.gather(*(auditor.audit(bd, None, backdoored(type("R", (), {"prompt": bd["prompt"], "messages": None})()))
                                   for bd in bodies))
     assert all(r.triggered for r in reps) and peak <= 2
+
+
+def test_default_policy_has_an_audit_section_and_audit_is_not_an_input_detector():
+    from promptguard.detectors.base import DetectorError
+    from promptguard.guard import Guard
+    from promptguard.policy import load_policy
+
+    pol = load_policy()
+    assert AuditConfig.from_policy(pol).mode in ("off", "sampled", "suspicion", "always")
+    f = Finding.on(segments_from_request({"prompt": "x"})[0], detector="audit", rule="PG-AUD-TRIGGER",
+                   score=0.9, message="m")
+    assert pol.threshold_for(f).detector == "audit"
+    with pytest.raises(DetectorError, match="not an input detector"):
+        Guard(policy_from_text("detectors: {audit: {}}\n"))
