@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = ["AuditConfig", "AuditConfigError", "not_an_input_detector"]
 
@@ -60,6 +60,12 @@ class AuditConfig(BaseModel):
     # numeric tolerance and free-text similarity threshold for "same answer"
     rel_tol: float = Field(default=1e-4, ge=0.0)
     text_threshold: float = Field(default=0.9, ge=0.0, le=1.0)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false
+        return "off" if v is False else v
 
     @classmethod
     def from_policy(cls, policy: Any) -> "AuditConfig":

@@ -252,6 +252,7 @@ def test_config_from_policy():
     cfg = AuditConfig.from_policy(pol)
     assert cfg.mode == "always" and cfg.max_extra_calls == 2 and not cfg.inline and cfg.return_trusted_answer
     assert AuditConfig.from_policy(None).mode == "suspicion"
+    assert AuditConfig.from_policy(policy_from_text("audit: {mode: off}\n")).mode == "off"  # YAML false
     with pytest.raises(AuditConfigError, match="audit.mode"):
         AuditConfig.from_policy({"mode": "sometimes"})
     with pytest.raises(AuditConfigError, match="max_extra_calz"):
