@@ -210,7 +210,7 @@ def calibrate(
         q = held & scored[owner]
         if not q.any():
             continue
-        index = make_index(vecs[train])
+        index = make_index(vecs[train], "flat")  # exact; only <= 5,000 held-out queries are scored
         sims, ids = search(index, vecs[q], k)
         sims = np.where(ids >= 0, sims, -1.0)
         d = (1.0 - sims).mean(axis=1)
