@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import OUT
 
 
@@ -92,7 +91,7 @@ def main() -> None:
         times = []
         for _ in range(50):
             t = time.perf_counter()
-            sims, ids = search(index, probe, 3)
+            sims, _ids = search(index, probe, 3)
             times.append(time.perf_counter() - t)
         dist = (1 - sims).mean(axis=1)
         name = index_type(index)
@@ -110,7 +109,7 @@ def main() -> None:
             res[k].pop("dist")
 
     t0 = time.perf_counter()
-    thr, info = calibrate(vecs, np.arange(len(vecs)), len(vecs), k=3, folds=5, target_fpr=0.01)
+    _thr, info = calibrate(vecs, np.arange(len(vecs)), len(vecs), k=3, folds=5, target_fpr=0.01)
     res["calibration_s"] = round(time.perf_counter() - t0, 1)
     res["calibration_held_out"] = info["held_out_segments"]
 

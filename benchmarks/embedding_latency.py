@@ -24,12 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import OUT
 
-WORDS = ("shipment invoice warehouse customer delivery schedule payment contract supplier order "
-         "pallet freight container route driver dock inventory audit report quarter revenue "
-         "margin forecast region manager team meeting approval budget policy update system").split()
+WORDS = ["shipment", "invoice", "warehouse", "customer", "delivery", "schedule", "payment", "contract", "supplier", "order", "pallet", "freight", "container", "route", "driver", "dock", "inventory", "audit", "report", "quarter", "revenue", "margin", "forecast", "region", "manager", "team", "meeting", "approval", "budget", "policy", "update", "system"]
 
 
 def doc(rng: random.Random, words: int = 300) -> str:

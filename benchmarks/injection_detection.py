@@ -23,12 +23,10 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import OUT, ROOT, load_dev, window_embeddings
 
 GUARD_VENV = Path(os.environ.get("GUARD_BASELINES_VENV", "/work/venvs/guard-baselines"))
@@ -60,17 +58,17 @@ def at_threshold(y: np.ndarray, flagged: np.ndarray) -> dict:
 def metrics(y: np.ndarray, s: np.ndarray, flagged: np.ndarray) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    r1, t1 = recall_at_fpr(y, s, 0.01)
+    r1, _t1 = recall_at_fpr(y, s, 0.01)
     r2, _ = recall_at_fpr(y, s, 0.02)
-    r5, t5 = recall_at_fpr(y, s, 0.05)
+    r5, _t5 = recall_at_fpr(y, s, 0.05)
     out = {"auc": float(roc_auc_score(y, s)), "recall@1%fpr": r1, "recall@2%fpr": r2, "recall@5%fpr": r5}
     out.update({f"op_{k}": v for k, v in at_threshold(y, flagged).items()})
     return out
 
 
 def rules_scores(rows: list[dict]) -> np.ndarray:
-    from promptguard.policy import load_policy
     from promptguard.detectors.base import create
+    from promptguard.policy import load_policy
     from promptguard.segments import SegmentBuilder, SegmentKind
 
     pol = load_policy()
@@ -135,12 +133,13 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
     from promptguard.embeddings import get_embedder
     from promptguard.embeddings.attacks import AttackIndex
     from promptguard.embeddings.head import bag_scores, fit_platt, train_head
     from promptguard.embeddings.training import packaged_rows
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
 
     rows = load_dev()
     y = np.array([r["label"] for r in rows])

@@ -18,7 +18,6 @@ import hashlib
 import sys
 
 import numpy as np
-
 from _common import DEV, ROOT, load_dev, window_embeddings
 
 C, ROUNDS = 0.1, 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -17,13 +16,13 @@ app.add_typer(baseline_app, name="baseline")
 
 @baseline_app.command("build")
 def build(
-    paths: List[Path] = typer.Argument(..., help="Prompt files or directories, or JSONL of logged requests."),
+    paths: list[Path] = typer.Argument(..., help="Prompt files or directories, or JSONL of logged requests."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory to write the baseline to."),
     target_fpr: float = typer.Option(0.01, "--target-fpr", help="False-positive rate the thresholds are calibrated to."),
     k: int = typer.Option(3, "--k", help="Neighbours averaged in the kNN distance."),
     folds: int = typer.Option(5, "--folds", help="Calibration folds (held-out by segment)."),
     min_segments: int = typer.Option(10, "--min-segments", help="Kinds with fewer distinct segments are left out."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding model folder or package (default: bundled)."),
+    model: str | None = typer.Option(None, "--model", help="Embedding model folder or package (default: bundled)."),
     max_bytes: int = typer.Option(10 * 1024 * 1024, "--max-bytes", help="Skip files larger than this."),
 ) -> None:
     """Embed normal segments into one faiss index per segment kind and calibrate thresholds.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,14 +12,14 @@ from .common import die
 
 @app.command()
 def train(
-    data: List[Path] = typer.Argument(..., help="Labelled JSONL files: {\"text\": ..., \"label\": 0|1} per line."),
+    data: list[Path] = typer.Argument(..., help="Labelled JSONL files: {\"text\": ..., \"label\": 0|1} per line."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the head (.npz)."),
     packaged: bool = typer.Option(True, "--packaged/--no-packaged",
                                   help="Also train on the packaged attack exemplars and benign texts."),
     c: float = typer.Option(0.1, "--C", help="Inverse L2 regularisation of the logistic regression."),
     rounds: int = typer.Option(3, "--rounds", help="Multiple-instance rounds (re-picking each attack's top window)."),
     cv: int = typer.Option(0, "--cv", help="Also print k-fold cross-validated metrics (0: skip)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Embedding model folder or package (default: bundled)."),
+    model: str | None = typer.Option(None, "--model", help="Embedding model folder or package (default: bundled)."),
 ) -> None:
     """Train the logistic-regression head over window embeddings (multiple-instance)."""
     import numpy as np
@@ -29,7 +28,11 @@ def train(
     from ..embeddings.attacks import AttackIndex
     from ..embeddings.head import HeadError
     from ..embeddings.training import (
-        cross_validate, embed_rows, packaged_rows, read_labelled, train_from_rows,
+        cross_validate,
+        embed_rows,
+        packaged_rows,
+        read_labelled,
+        train_from_rows,
     )
 
     missing = [str(p) for p in data if not p.is_file()]

@@ -19,8 +19,9 @@ callback read it from their policy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class BaselineDetector:
             self.embedder = get_embedder(
                 model, window_tokens=probe.window_tokens, overlap_tokens=probe.overlap_tokens
             )
-            self.embedder.model  # load now, so that a broken model fails at start-up
+            _ = self.embedder.model  # load now, so that a broken model fails at start-up
             if probe.model != self.embedder.name:
                 raise BaselineError(
                     f"{path} was built with embedding model {probe.model!r}, not {self.embedder.name!r}: rebuild it"
@@ -56,7 +57,7 @@ class BaselineDetector:
         self.min_score = float(min_score)
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any], base_dir: Path) -> "BaselineDetector":
+    def from_config(cls, options: Mapping[str, Any], base_dir: Path) -> BaselineDetector:
         opts = dict(options)
         path = opts.pop("path", None)
         if not path:

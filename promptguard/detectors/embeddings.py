@@ -24,8 +24,9 @@ Policy options (all optional)::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from ..sanitize import Edit
 from ..segments import Segment, SegmentKind
 from .base import DetectorError
 
-__all__ = ["EmbeddingsDetector", "REPLACEMENT"]
+__all__ = ["REPLACEMENT", "EmbeddingsDetector"]
 
 _DEFAULT_KINDS = [k for k in SegmentKind if k is not SegmentKind.ANSWER]
 REPLACEMENT = "[removed by promptguard: suspected prompt injection]"
@@ -85,7 +86,7 @@ class EmbeddingsDetector:
         ot = overlap_tokens if overlap_tokens is not None else (self.head.overlap_tokens if self.head else 32)
         try:
             self.embedder = embedder or get_embedder(model, window_tokens=wt, overlap_tokens=ot)
-            self.embedder.model  # load now: a broken model fails at start-up, not on a request
+            _ = self.embedder.model  # load now: a broken model fails at start-up, not on a request
             self.index = AttackIndex.load(self.embedder, exemplars)
         except (EmbeddingError, ExemplarError) as e:
             raise DetectorError(str(e)) from None
@@ -100,7 +101,7 @@ class EmbeddingsDetector:
         self.max_windows = max(1, int(max_windows))
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any], base_dir: Path) -> "EmbeddingsDetector":
+    def from_config(cls, options: Mapping[str, Any], base_dir: Path) -> EmbeddingsDetector:
         opts = dict(options)
         for key in ("exemplars", "head"):
             v = opts.get(key)

@@ -18,20 +18,21 @@ import importlib.util
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "Window",
+    "DEFAULT_OVERLAP_TOKENS",
+    "DEFAULT_WINDOW_TOKENS",
     "Embedder",
     "EmbeddingError",
+    "Window",
     "get_embedder",
     "resolve_model",
-    "DEFAULT_WINDOW_TOKENS",
-    "DEFAULT_OVERLAP_TOKENS",
 ]
 
 # all-MiniLM-L6-v2 was trained on 128-token inputs; longer inputs are truncated by

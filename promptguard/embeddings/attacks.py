@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import Embedder
 from .knn import load_index, make_index, save_index, search
 
-__all__ = ["AttackIndex", "Exemplar", "default_exemplars_path", "load_exemplars", "ExemplarError"]
+__all__ = ["AttackIndex", "Exemplar", "ExemplarError", "default_exemplars_path", "load_exemplars"]
 
 INDEX_VERSION = 1
 
@@ -93,7 +94,7 @@ class AttackIndex:
         return len(self.exemplars)
 
     @classmethod
-    def build(cls, embedder: Embedder, exemplars: Sequence[Exemplar]) -> "AttackIndex":
+    def build(cls, embedder: Embedder, exemplars: Sequence[Exemplar]) -> AttackIndex:
         # Exemplars are short; the whole text is embedded (the model truncates at 256 tokens).
         return cls(exemplars, embedder.embed([e.text for e in exemplars]))
 
@@ -110,7 +111,7 @@ class AttackIndex:
         (d / "index.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, embedder: Embedder, path: str | Path | None = None) -> "AttackIndex":
+    def load(cls, embedder: Embedder, path: str | Path | None = None) -> AttackIndex:
         """The index for the exemplars at `path` (the packaged ones by default):
         read from the saved index beside them when it matches, else embedded now."""
         p = Path(path) if path is not None else default_exemplars_path()
@@ -125,7 +126,7 @@ class AttackIndex:
             return idx
 
     @classmethod
-    def _from_saved(cls, d: Path, exemplars: list[Exemplar], embedder: Embedder) -> "AttackIndex | None":
+    def _from_saved(cls, d: Path, exemplars: list[Exemplar], embedder: Embedder) -> AttackIndex | None:
         meta_p, index_p = d / "index.json", d / "index.faiss"
         if not (meta_p.is_file() and index_p.is_file()):
             return None

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,13 +33,13 @@ from . import Embedder
 from .knn import index_type, load_index, make_index, save_index, search
 
 __all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MIN_SEGMENTS",
     "Baseline",
     "BaselineError",
     "KindBaseline",
     "build_baseline",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "MIN_SEGMENTS",
     "distance_score",
 ]
 
@@ -123,7 +124,7 @@ class Baseline:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, model: str | None = None) -> "Baseline":
+    def load(cls, directory: str | Path, model: str | None = None) -> Baseline:
         """Read a baseline directory; `model` (an embedder name), when given, must match."""
         d = Path(directory)
         meta_p = d / "baseline.json"
@@ -225,7 +226,7 @@ def calibrate(
     threshold = float(np.quantile(held_scores, q_level, method="higher"))
     info = {
         "folds": folds,
-        "held_out_segments": int(len(held_scores)),
+        "held_out_segments": len(held_scores),
         "held_out_fpr_at_threshold": float((held_scores > threshold).mean()),
         "distance_quantiles": {
             str(p): round(float(np.quantile(held_scores, p)), 4) for p in (0.5, 0.9, 0.95, 0.99)
@@ -279,7 +280,7 @@ def build_baseline(
         if "warning" in info:
             warnings.append(f"{kind}: {info['warning']}")
         index = make_index(vecs, index_kind)
-        kinds[kind] = KindBaseline(kind, index, threshold, len(uniq), int(len(vecs)), info)
+        kinds[kind] = KindBaseline(kind, index, threshold, len(uniq), len(vecs), info)
     if not kinds:
         found = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no segments at all"
         raise BaselineError(

@@ -19,14 +19,15 @@ configured), with a JSON `meta` saying what the head was trained on.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Head", "HeadError", "window_features", "train_head", "default_head_path", "fit_platt"]
+__all__ = ["Head", "HeadError", "default_head_path", "fit_platt", "train_head", "window_features"]
 
 HEAD_VERSION = 1
 FEATURES = ("emb", "emb+sim")
@@ -121,7 +122,7 @@ class Head:
             )
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "Head":
+    def load(cls, path: str | Path | None = None) -> Head:
         p = Path(path) if path is not None else default_head_path()
         try:
             with np.load(p, allow_pickle=False) as z:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FLAT_MAX", "make_index", "save_index", "load_index", "index_type", "search"]
+__all__ = ["FLAT_MAX", "index_type", "load_index", "make_index", "save_index", "search"]
 
 FLAT_MAX = 50_000
 HNSW_M = 32

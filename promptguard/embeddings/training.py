@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from . import Embedder
 from .attacks import AttackIndex
 from .head import Head, HeadError, bag_scores, fit_platt, train_head
 
-__all__ = ["LabelledRow", "read_labelled", "packaged_rows", "embed_rows", "train_from_rows", "cross_validate"]
+__all__ = ["LabelledRow", "cross_validate", "embed_rows", "packaged_rows", "read_labelled", "train_from_rows"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def train_from_rows(
     head.window_tokens, head.overlap_tokens = embedder.window_tokens, embedder.overlap_tokens
     head.k = int(sims[0].shape[1]) if len(sims) else 3
     head.meta = {
-        "trained": time.strftime("%Y-%m-%d"), "texts": int(len(labels)), "attacks": int(labels.sum()),
+        "trained": time.strftime("%Y-%m-%d"), "texts": len(labels), "attacks": int(labels.sum()),
         "C": C, "rounds": rounds, **(meta or {}),
     }
     return head

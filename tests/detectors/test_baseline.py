@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from promptguard.detectors.base import DetectorError, create
-from promptguard.embeddings import get_embedder
-from promptguard.embeddings import knn
+from promptguard.embeddings import get_embedder, knn
 from promptguard.embeddings.baseline import (
     FORMAT_VERSION,
     Baseline,
@@ -63,7 +62,7 @@ def emb():
 def shop(emb, tmp_path_factory):
     """A baseline of 300 normal queries, target FPR 5% (so 300 is enough to measure it)."""
     train = shop_queries(600, seed=1)[:300]
-    base, warnings = build_baseline({"query": train}, emb, target_fpr=0.05)
+    base, _warnings = build_baseline({"query": train}, emb, target_fpr=0.05)
     d = tmp_path_factory.mktemp("baseline")
     base.save(d)
     return base, d, set(train)

@@ -31,12 +31,12 @@ def test_search_finds_itself_and_survives_save_load(tmp_path, kind):
     knn.save_index(index, tmp_path / "i.faiss")
     again = knn.load_index(tmp_path / "i.faiss")
     assert knn.index_type(again) == kind and again.ntotal == 300
-    s2, i2 = knn.search(again, v[:10], 3)
+    _s2, i2 = knn.search(again, v[:10], 3)
     assert np.array_equal(i2, ids)
 
 
 def test_k_is_clipped_to_the_index_size():
     index = knn.make_index(_unit(2))
-    sims, ids = knn.search(index, _unit(4, seed=1), 5)
+    sims, _ids = knn.search(index, _unit(4, seed=1), 5)
     assert sims.shape == (4, 2)
     assert knn.search(index, np.zeros((0, 16), np.float32), 3)[0].shape == (0, 2)
