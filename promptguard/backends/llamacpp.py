@@ -11,6 +11,7 @@ prefix, which makes the audit's perturbed re-queries cheap.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 import time
@@ -30,6 +31,19 @@ __all__ = ["LlamaCppBackend", "load_llama"]
 
 _MODELS: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the shared models while llama.cpp's module globals still exist; left to
+    `Llama.__del__` at interpreter shutdown they print a TypeError traceback."""
+    with _MODELS_LOCK:
+        for llm, _ in _MODELS.values():
+            try:
+                llm.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        _MODELS.clear()
 
 
 def _default_threads() -> int:
