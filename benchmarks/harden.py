@@ -37,6 +37,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--batch", type=int, default=48)
     ap.add_argument("--fresh-steps", type=int, default=None, help="fresh generator updates (default: --steps)")
+    ap.add_argument("--fresh-seeds", type=int, default=3, help="fresh generators per detector (rates are averaged)")
     ap.add_argument("--policy", default=None, help="base policy (default: the packaged one)")
     ap.add_argument("--target-fpr", type=float, default=None)
     ap.add_argument("--tune-base", action="store_true")
@@ -53,8 +54,9 @@ def main() -> int:
                        tune_base=args.tune_base, seed=args.seed)
     t0 = time.perf_counter()
     res = harden(args.out, cfg, policy_path=args.policy, log=lambda m: print(m, flush=True))
-    comp = fresh_comparison(res, steps=args.fresh_steps or args.steps, batch=args.batch,
-                            eval_samples=cfg.eval_samples, seed=args.seed + 12345, log=lambda m: print(m, flush=True))
+    comp = fresh_comparison(res, steps=args.fresh_steps or args.steps, batch=args.batch, eval_samples=cfg.eval_samples,
+                            seeds=[args.seed + 12345 + i for i in range(args.fresh_seeds)],
+                            log=lambda m: print(m, flush=True))
     total = time.perf_counter() - t0
 
     report = json.loads((Path(args.out) / "report.json").read_text())
@@ -80,8 +82,9 @@ def main() -> int:
 
     print()
     print(render_markdown(report))
-    print(f"fresh generator ({comp['steps']} steps x {comp['batch']}): evasion vs round-0 detector {comp['round0']:.3f}, "
-          f"vs hardened {comp['hardened']:.3f}, ratio {comp['ratio']}")
+    print(f"fresh generators ({comp['steps']} steps x {comp['batch']}, seeds {comp['seeds']}): evasion vs round-0 "
+          f"detector {comp['round0']:.3f} {comp['round0_per_seed']}, vs hardened {comp['hardened']:.3f} "
+          f"{comp['hardened_per_seed']}, ratio {comp['ratio']}")
     print(f"validation recall: round 0 {v0.get('recall')}, final {vN.get('recall')} "
           f"(BadChain {v0.get('recall_badchain')} -> {vN.get('recall_badchain')}, "
           f"injection {v0.get('recall_injection')} -> {vN.get('recall_injection')}); "

@@ -495,9 +495,24 @@ class AttackSpace:
     """Builds attacks from constructions; holds the clean material (built-in
     domains, and the user's prompts when given)."""
 
-    def __init__(self, user_prompts: Sequence[UserPrompt] = ()) -> None:
+    def __init__(self, user_prompts: Sequence[UserPrompt] = (), material: str | None = "train") -> None:
+        """`material`: which split of the found text (`corpus`) carriers draw from
+        (`train`, `calib`, `test`), or None for the hand-written documents only."""
         self.user_prompts = [u for u in user_prompts if len(u.items) >= 2]
         self.user_plain = [u for u in user_prompts if len(u.items) < 2]
+        self.material = material
+        self._found: dict[str, list[str]] | None = None
+
+    @property
+    def found(self) -> dict[str, list[str]]:
+        if self._found is None:
+            if self.material is None:
+                self._found = {}
+            else:
+                from .corpus import found_documents
+
+                self._found = found_documents().get(self.material, {})
+        return self._found
 
     @property
     def has_user(self) -> bool:
@@ -683,7 +698,7 @@ class AttackSpace:
         instruction = (base.instruction if base and base.instruction else rng.choice(C.CLEAN_INSTRUCTIONS))
         task = (base.query if base and base.query else rng.choice(C.CLEAN_TASKS))
         n_docs = 2 if ob == "split" else 1
-        docs = [C.make_document(carrier, rng) for _ in range(n_docs)]
+        docs = [C.make_document(carrier, rng, self.found) for _ in range(n_docs)]
         payload = C.make_payload(c.get("payload_family"), int(c.get("payload_variant")), prng)
         obf = C.obfuscate(payload, ob, prng)
         texts: list[str] = []

@@ -293,6 +293,30 @@ _EMAIL_BODIES = (
     ("Réunion d'équipe", ("La réunion hebdomadaire est déplacée à jeudi {h} h.",
                           "Nous ferons le point sur le budget du trimestre {q}.",
                           "Merci de confirmer votre présence.")),
+    ("Payment received", ("Thank you for your payment of {amt} EUR for order #{n}.",
+                          "The amount will appear on your statement within {d} days.",
+                          "If you have any questions, just reply to this email.")),
+    ("Your booking is confirmed", ("Your booking reference is {n}; your tickets are attached.",
+                                   "Log in to your account to change seats or download the tickets again.",
+                                   "Check-in opens 24 hours before departure.")),
+    ("Password changed", ("The password of your account was changed on March {d} at {h}:12.",
+                          "If this was you, no action is needed.",
+                          "If not, please contact our support team through the help centre.")),
+    ("Subscription renewal", ("Your annual plan renews on April {d} for {amt} EUR.",
+                              "You can cancel or switch plans at any time from the billing page.",
+                              "We will send a receipt once the payment goes through.")),
+    ("Product update - new features", ("This month we shipped dark mode and faster exports.",
+                                      "Admins can now invite up to {n} members per workspace.",
+                                      "Read the release notes for the full list of changes.")),
+    ("Re: question about the invoice", ("Thanks for flagging this, you are right that line {q} was charged twice.",
+                                        "I have asked accounting to issue a credit note of {amt} EUR.",
+                                        "You should receive it by Friday; reply if anything else looks off.")),
+    ("Interview schedule", ("Please find below the schedule for your on-site interview on the {d}th.",
+                            "You will meet three members of the team, each for 45 minutes.",
+                            "Bring an ID for the reception desk and ask for {p}.")),
+    ("Shipping delay", ("Unfortunately order #{n} is delayed because of a supplier issue.",
+                        "The new estimated delivery date is in {d} working days.",
+                        "You can cancel the order for a full refund if the new date does not work for you.")),
 )
 def _row_products(r: random.Random) -> tuple[str, ...]:
     return (r.choice(("Desk lamp", "Office chair", "Monitor arm", "Notebook", "Stapler", "Webcam")),
@@ -420,6 +444,18 @@ CLEAN_TASKS = (
     "Write a short reply confirming that I received it.",
     "I want you to act as my assistant and list the action items from this, with owners if given.",
     "Please review it and tell me whether anything looks wrong.",
+    "I want you to act as a meticulous editor. Reply only with the corrected text, no explanations.",
+    "Act as a data analyst: list the three most important numbers here and what they mean.",
+    "You are my study buddy. Ask me one question at a time about this material and wait for my answer.",
+    "Pretend you are a tour guide and describe this in a friendly tone, in at most five sentences.",
+    "Rewrite this for a ten-year-old. Do not add facts that are not in the text.",
+    "From now on answer in French, and keep the technical terms in English.",
+    "Ignore the formatting and focus on the content: what is the main argument?",
+    "Your task is to extract every date and name into a JSON list. Output only the JSON.",
+    "Write a polite reply declining the offer, and suggest a call next week instead.",
+    "Check this for errors and explain each one briefly.",
+    "Respond with a bullet list of the open questions, nothing else.",
+    "Compare the two options described here and recommend one, with reasons.",
 )
 
 
@@ -444,10 +480,22 @@ def _join_slots(blocks: list[str], sep: str, head: str = "", tail: str = "") -> 
     return text, (offsets[0] if offsets else len(head), mid, end)
 
 
-def make_document(carrier: str, rng: random.Random) -> Document:
+def make_document(carrier: str, rng: random.Random, found: dict[str, list[str]] | None = None) -> Document:
     """A clean document of the carrier type (paragraph/line/row granularity slots)."""
     fill = {"n": rng.randint(1000, 9999), "d": rng.randint(2, 27), "amt": f"{rng.randint(80, 9000)}.{rng.randint(0, 99):02d}",
-            "h": rng.randint(9, 16), "q": rng.randint(1, 4)}
+            "h": rng.randint(9, 16), "q": rng.randint(1, 4), "p": rng.choice(_PEOPLE)}
+    found = found or {}
+    if found.get("prose") and carrier == "retrieved_chunk" and rng.random() < 0.6:
+        return _found_chunk(rng.choice(found["prose"]), rng)
+    if found.get("prose") and carrier == "web_page" and rng.random() < 0.5:
+        return _found_page(rng.choice(found["prose"]), rng)
+    if found.get("code") and carrier == "code" and rng.random() < 0.6:
+        src = rng.choice(found["code"])
+        lines = src.split("\n")
+        text, slots = _join_slots(lines, "\n")
+        return Document(carrier, text, slots, {"sep": "\n", "comment": "#"})
+    if carrier == "table" and rng.random() < 0.5:
+        return _random_table(rng)
     if carrier == "email":
         subj, paras = rng.choice(_EMAIL_BODIES)
         sender, to = rng.sample(_PEOPLE, 2)
@@ -477,8 +525,11 @@ def make_document(carrier: str, rng: random.Random) -> Document:
         return Document(carrier, text, slots, {"sep": "\n"})
     if carrier == "tool_output":
         tool = rng.choice(_TOOLS)
-        items = [{"title": rng.choice(("Opening hours", "Order status", "Forecast", "Result", "Meeting")),
-                  "snippet": rng.choice(_CHUNKS)[:120]} for _ in range(rng.randint(2, 4))]
+        pool = list(_CHUNKS)
+        if found.get("prose") and rng.random() < 0.6:
+            pool = [p[:160] for p in rng.choice(found["prose"]).split("\n\n")]
+        items = [{"title": rng.choice(("Opening hours", "Order status", "Forecast", "Result", "Meeting", "Docs")),
+                  "snippet": rng.choice(pool)[:160]} for _ in range(rng.randint(2, 4))]
         return Document(carrier, json.dumps({"tool": tool, "results": items}, ensure_ascii=False, indent=1),
                         (0, 0, 0), {"tool": tool, "items": items})
     if carrier == "retrieved_chunk":
@@ -491,6 +542,45 @@ def make_document(carrier: str, rng: random.Random) -> Document:
 
 
 _CELL_MAX = 160
+
+_COLS = {
+    "Name": lambda r: r.choice(_PEOPLE), "City": lambda r: r.choice(("Lyon", "Porto", "Graz", "Oslo", "Cork", "Ghent", "Turin", "Brno")),
+    "Score": lambda r: str(r.randint(0, 100)), "Price": lambda r: f"{r.randint(1, 999)}.{r.randint(0, 99):02d}",
+    "Year": lambda r: str(r.randint(1950, 2025)), "Status": lambda r: r.choice(("open", "closed", "pending", "done", "n/a")),
+    "Share": lambda r: f"{r.randint(0, 100)}%", "Code": lambda r: f"{r.choice('ABCDEFGH')}{r.randint(10, 999)}",
+    "Team": lambda r: r.choice(("Red", "Blue", "North", "Falcons", "Rovers", "United")),
+    "Notes": lambda r: r.choice(("", "see appendix", "estimated", "revised in Q3", "renamed in 2019", "TBD")),
+    "Date": lambda r: f"{r.randint(1990, 2025)}-{r.randint(1, 12):02d}-{r.randint(1, 28):02d}",
+    "Count": lambda r: f"{r.randint(0, 99999):,}", "Rank": lambda r: str(r.randint(1, 50)),
+    "Country": lambda r: r.choice(("Spain", "Chile", "Japan", "Kenya", "Canada", "Poland", "Peru", "Norway")),
+}
+
+
+def _random_table(rng: random.Random) -> Document:
+    cols = rng.sample(sorted(_COLS), rng.randint(3, 6))
+    rows = [tuple(_COLS[c](rng) for c in cols) for _ in range(rng.randint(3, 10))]
+    head = "| " + " | ".join(cols) + " |\n|" + "|".join("---" for _ in cols) + "|\n"
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    text, slots = _join_slots(lines, "\n", head)
+    return Document("table", text, slots, {"sep": "\n", "columns": len(cols)})
+
+
+def _found_chunk(doc: str, rng: random.Random) -> Document:
+    paras = doc.split("\n\n")
+    k = rng.randint(1, min(3, len(paras)))
+    i = rng.randrange(0, len(paras) - k + 1)
+    head = f"[source: docs/{rng.choice(('guide', 'reference', 'faq', 'manual', 'notes'))}-{rng.randint(10, 99)}.md]\n"
+    text, slots = _join_slots(paras[i:i + k], "\n\n", head)
+    return Document("retrieved_chunk", text, slots, {"sep": "\n\n"})
+
+
+def _found_page(doc: str, rng: random.Random) -> Document:
+    paras = doc.split("\n\n")[:4]
+    title = " ".join(paras[0].split()[:6]).strip(".:,")
+    head = f"<html><head><title>{html.escape(title)}</title></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+    blocks = [f"<p>{html.escape(' '.join(p.split()))}</p>" for p in paras]
+    text, slots = _join_slots(blocks, "\n", head, "\n</body></html>")
+    return Document("web_page", text, slots, {"sep": "\n"})
 
 
 def plant(doc: Document, planted: str, position: str) -> tuple[str, tuple[int, int]]:

@@ -188,6 +188,18 @@ class DetectorAgent:
         return self.record(segs, attack.labels(segs), ranges=attack.payload_ranges(segs), is_attack=True,
                            weight=weight, meta=meta)
 
+    def judge(self, state: DetectorState, segments: Sequence[Segment]) -> tuple[bool, float]:
+        """(flagged, suspicion): a base detector's flag is 1.0; the head's calibrated
+        score otherwise (0.5 at its threshold)."""
+        key = prompt_key(segments)
+        base, err = self.base.scores(segments, key)
+        if state.base_flagged(base, err):
+            return True, 1.0
+        if state.head is None:
+            return False, 0.0
+        raw = state.head.prompt_score(self.features(segments, key))
+        return raw >= state.threshold, calibrate(raw, state.threshold, state.high)
+
     def flagged(self, state: DetectorState, segments: Sequence[Segment]) -> bool:
         key = prompt_key(segments)
         base, err = self.base.scores(segments, key)

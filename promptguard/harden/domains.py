@@ -390,6 +390,77 @@ def _sql(rng: random.Random) -> DemoItem:
     return DemoItem("sql", q, steps, Answer("sql", ans), meta=(("op", "limit"),))
 
 
+# -- algebra (LaTeX-style, variable length) -------------------------------------------------
+
+
+def _algebra(rng: random.Random) -> DemoItem:
+    t = rng.randrange(3)
+    if t == 0:
+        a, x = rng.randint(2, 9), rng.randint(-6, 12)
+        b = rng.randint(-20, 20)
+        c = a * x + b
+        q = f"Solve for $x$: ${a}x {'+' if b >= 0 else '-'} {abs(b)} = {c}$."
+        steps = (f"Subtract ${b}$ from both sides: ${a}x = {c} - ({b}) = {c - b}$.",
+                 f"Divide both sides by ${a}$: $x = \\frac{{{c - b}}}{{{a}}} = {x}$.")
+        return DemoItem("algebra", q, steps, Answer("number", x), meta=(("unit", ""),))
+    if t == 1:
+        r1, r2 = rng.randint(-7, 7), rng.randint(-7, 7)
+        b, c = -(r1 + r2), r1 * r2
+        q = f"What is the sum of the roots of $x^2 {'+' if b >= 0 else '-'} {abs(b)}x {'+' if c >= 0 else '-'} {abs(c)} = 0$?"
+        steps = ("For $x^2 + bx + c = 0$ the roots add up to $-b$.",
+                 f"Here $b = {b}$.",
+                 f"So the sum of the roots is ${-b}$.")
+        return DemoItem("algebra", q, steps, Answer("number", -b), meta=(("unit", ""),))
+    n = rng.randint(3, 9)
+    a1, d = rng.randint(1, 10), rng.randint(2, 6)
+    last = a1 + (n - 1) * d
+    total = n * (a1 + last) // 2 if (n * (a1 + last)) % 2 == 0 else None
+    if total is None:
+        n += 1
+        last = a1 + (n - 1) * d
+        total = n * (a1 + last) // 2
+    q = f"What is the sum of the first {n} terms of the arithmetic sequence that starts ${a1}, {a1 + d}, {a1 + 2 * d}, \\ldots$?"
+    steps = (f"The common difference is ${d}$.",
+             f"The {n}th term is ${a1} + ({n} - 1) \\cdot {d} = {last}$.",
+             f"The sum is $\\frac{{{n}({a1} + {last})}}{{2}} = {total}$.")
+    return DemoItem("algebra", q, steps, Answer("number", total), meta=(("unit", ""),))
+
+
+# -- yes/no questions (hand-written) ------------------------------------------------------
+
+_YESNO = (
+    ("Can a person walk from Lisbon to Madrid?", ("Lisbon and Madrid are on the same continent, connected by land.",
+     "It is far, but walking is possible."), "yes"),
+    ("Would a goldfish survive a week in a dry bowl?", ("Goldfish breathe through gills and need water.",
+     "Without water they die within hours."), "no"),
+    ("Is a tomato botanically a fruit?", ("Botanically, a fruit develops from the flower and holds seeds.",
+     "Tomatoes develop from flowers and contain seeds."), "yes"),
+    ("Could a smartphone have been used during the First World War?", ("The First World War ended in 1918.",
+     "Smartphones appeared in the 2000s."), "no"),
+    ("Is the Sahara larger than Belgium?", ("The Sahara covers about nine million square kilometres.",
+     "Belgium covers about thirty thousand square kilometres."), "yes"),
+    ("Do penguins live at the North Pole?", ("Wild penguins live almost only in the Southern Hemisphere.",
+     "The North Pole is in the far north."), "no"),
+    ("Can sound travel through outer space?", ("Sound needs a medium such as air to travel.",
+     "Space is nearly a vacuum."), "no"),
+    ("Would a blue whale fit in a bathtub?", ("A blue whale is about thirty metres long.",
+     "A bathtub is under two metres long."), "no"),
+    ("Is ice less dense than liquid water?", ("Ice floats on water.",
+     "Floating means it is less dense."), "yes"),
+    ("Could a chess game end in a draw?", ("Chess has rules for stalemate and repetition.",
+     "Those rules end the game as a draw."), "yes"),
+    ("Is Mount Everest taller than the Eiffel Tower?", ("Mount Everest is about 8,849 metres high.",
+     "The Eiffel Tower is about 330 metres high."), "yes"),
+    ("Did Julius Caesar read printed books?", ("The printing press was invented around 1440.",
+     "Caesar died in 44 BC."), "no"),
+)
+
+
+def _yesno(rng: random.Random) -> DemoItem:
+    q, steps, a = rng.choice(_YESNO)
+    return DemoItem("yesno", q, tuple(steps), Answer("yesno", a), answer_format="So the answer is {}.")
+
+
 DOMAINS: dict[str, Callable[[random.Random], DemoItem]] = {
     "math": _math,
     "dosage": _dosage,
@@ -398,12 +469,14 @@ DOMAINS: dict[str, Callable[[random.Random], DemoItem]] = {
     "choices": _choices,
     "strings": _strings,
     "sql": _sql,
+    "algebra": _algebra,
+    "yesno": _yesno,
 }
 
 # which built-in domain behaves like a user domain with this answer type (the
 # generator conditions its choices on it)
 _TYPE_DOMAIN = {"number": "math", "date": "dates", "weekday": "dates", "label": "sentiment",
-                "choice": "choices", "text": "strings", "sql": "sql", "yesno": "sentiment"}
+                "choice": "choices", "text": "strings", "sql": "sql", "yesno": "yesno"}
 
 
 def domain_for_type(answer_type: str) -> str:

@@ -11,7 +11,6 @@ the same prompt more than once (reward, then retraining, then reports).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence

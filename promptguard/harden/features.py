@@ -50,7 +50,7 @@ __all__ = [
     "PromptFeatures",
 ]
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 4
 TEXT_HASH_DIM = 1 << 13
 DEMO_HASH_DIM = 1 << 11
 
@@ -288,7 +288,7 @@ def windows(text: str, max_len: int = MAX_WINDOW) -> list[tuple[int, int]]:
         if len(out) >= MAX_WINDOWS:
             break
     return out[:MAX_WINDOWS]
-DEMO_OWN = ("n_steps", "steps_vs_siblings", "novel_operands", "last_has_eq", "echo_last", "echo_any",
+DEMO_OWN = ("steps_vs_siblings", "novel_operands", "last_has_eq", "echo_last", "echo_any",
             "tail_len", "tail_shared", "tail_in_query", "shared_with_query", "q_non_ascii", "invisible",
             "answer_more_decimals", "not_in_choices", "candidate_conflict", "len_z", "last_grounding",
             "answer_in_prior_steps", "n_demos")
@@ -377,6 +377,9 @@ class Featurizer:
         toks = [f"u:{w}" for w in words] + [f"b:{a}_{b}" for a, b in zip(words, words[1:])]
         kp = kind.value[:3]
         toks += [f"k{kp}:{w}" for w in words]
+        # a request's own first line vs. text further down (pasted data, documents)
+        pp = "p0" if first else "p1"
+        toks += [f"{pp}{kp}:{w}" for w in words]
         row = {i: v for i, v in enumerate(dense) if v}
         off = len(TEXT_DENSE)
         for i, v in _hash_counts(toks, TEXT_HASH_DIM).items():
@@ -453,7 +456,7 @@ _QMARK = re.compile(r"^\s*(?:Question|Q|Problem|Input)\s*[:：]\s*", re.IGNORECA
 def _demo_info(seg: Segment) -> dict[str, Any]:
     q = seg.question
     q = _QMARK.sub("", q)
-    q_main = re.split(r"\n\s*(?:Answer Choices|Choices|Options)\s*[:：]", q, maxsplit=1, flags=re.IGNORECASE)
+    q_main = re.split(r"\s*\b(?:Answer Choices|Choices|Options)\s*[:：]", q, maxsplit=1, flags=re.IGNORECASE)
     choices_text = q_main[1] if len(q_main) > 1 else ""
     q_line = q_main[0].strip()
     letters = set(re.findall(r"\(([A-Za-z])\)", choices_text))
@@ -488,7 +491,6 @@ def _demo_own(info: dict[str, Any], sib: list[dict[str, Any]], qtoks: set[str], 
     f: dict[str, float] = {}
     steps = info["steps"]
     q = info["q"]
-    f["n_steps"] = len(steps) / 8
     last = steps[-1] if steps else ""
     prior = " ".join([q] + steps[:-1])
     prior_nums = _numset(prior)

@@ -11,7 +11,9 @@ items, which numbers) comes from the construction's seed.
 Reward for one sample: 1 when the rendered attack is valid and the current
 detector lets it through, plus a novelty bonus `novelty / sqrt(1 + n)` where `n`
 counts earlier evasions with the same signature (same trick); a small penalty
-for an invalid construction; 0 when detected. The update is REINFORCE with a
+for an invalid construction; when detected, `near_miss * (1 - suspicion)` if the
+detector reports how sure it was (0 otherwise), so attacks close to the boundary
+pull the policy towards it. The update is REINFORCE with a
 moving-average baseline and an entropy bonus on every factor, so the policy does
 not collapse onto one trick.
 
@@ -61,6 +63,9 @@ class GeneratorConfig:
     entropy_coef: float = 0.02
     novelty_coef: float = 0.3
     invalid_penalty: float = 0.1
+    # a detected attack earns near_miss * (1 - suspicion) when the detector says how sure it was,
+    # a dense signal that leads towards the detector's boundary instead of only rewarding rare hits
+    near_miss: float = 0.4
     baseline_decay: float = 0.8
 
 
@@ -216,7 +221,7 @@ class Generator:
         self,
         constructions: Sequence[Construction],
         space: AttackSpace,
-        flagged: Callable[[Attack], bool],
+        flagged: Callable[[Attack], Any],
         *,
         base: UserPrompt | None = None,
     ) -> list[Sample]:
@@ -232,8 +237,12 @@ class Generator:
             if not v.ok:
                 out.append(Sample(c, a, False, None, -cfg.invalid_penalty, v.reasons[0]))
                 continue
-            f = bool(flagged(a))
-            r = 0.0
+            out_f = flagged(a)
+            if isinstance(out_f, tuple):
+                f, suspicion = bool(out_f[0]), float(out_f[1])
+            else:
+                f, suspicion = bool(out_f), 1.0
+            r = cfg.near_miss * max(0.0, 1.0 - suspicion) if f else 0.0
             if not f:
                 r = 1.0 + cfg.novelty_coef / math.sqrt(1.0 + self.novelty[c.signature()])
             out.append(Sample(c, a, True, f, r))
@@ -243,14 +252,15 @@ class Generator:
     def train(
         self,
         space: AttackSpace,
-        flagged: Callable[[Attack], bool],
+        flagged: Callable[[Attack], Any],
         *,
         steps: int = 40,
         batch: int = 48,
         log: Callable[[StepStats], None] | None = None,
         keep_samples: bool = True,
     ) -> History:
-        """REINFORCE against a fixed `flagged(attack) -> bool`."""
+        """REINFORCE against a fixed detector: `flagged(attack)` returns a bool, or
+        (flagged, suspicion in 0..1) to shape the reward of detected attacks."""
         torch = _torch()
         cfg = self.config
         hist = History()
@@ -281,7 +291,7 @@ class Generator:
                 log(st)
         return hist
 
-    def evasion_rate(self, space: AttackSpace, flagged: Callable[[Attack], bool], n: int = 256) -> tuple[float, list[Sample]]:
+    def evasion_rate(self, space: AttackSpace, flagged: Callable[[Attack], Any], n: int = 256) -> tuple[float, list[Sample]]:
         """Evasion rate of the current policy (sampled, no update)."""
         torch = _torch()
         with torch.no_grad():

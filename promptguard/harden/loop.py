@@ -1,10 +1,12 @@
 """The hardening loop: Generator and Detector agents, alternated; artifacts and reports.
 
 Round r:
-  1. the generator trains (REINFORCE) against detector r-1, then its evasion rate
-     against it is measured on fresh samples;
-  2. the detector agent refits the head on every evasion so far plus clean data,
-     and picks base/head thresholds under the FPR constraint -> detector r;
+  1. a generator (fresh each round by default) trains (REINFORCE) against detector
+     r-1, then its evasion rate against it is measured on fresh samples;
+  2. the detector agent refits the head on every evasion so far (weighted up), a
+     sample of the attacks that were caught and of random attacks from the whole
+     space (so the head covers more than the generator's current focus), plus
+     clean data, and picks thresholds under the FPR constraint -> detector r;
   3. detector r is written as a versioned artifact (parent = r-1) with a report:
      evasion rate, how many of this round's evasions detector r now catches, FPR
      on held clean prompts (calibration and a fresh test set), recall/FPR on the
@@ -61,7 +63,9 @@ class HardenConfig:
     clean_train: int = 300  # clean prompts added to the training data per round
     clean_calib: int = 500  # held clean prompts the thresholds are chosen on
     clean_test: int = 500  # held clean prompts the FPR is reported on (never used to choose)
-    detected_sample: int = 150  # detected attacks per round kept for the threshold objective
+    detected_sample: int = 150  # detected attacks per round, kept for training and the threshold objective
+    explore: int = 200  # random valid attacks per round from the whole space (coverage beyond the generator's focus)
+    evasion_weight: float = 2.0  # training weight of a successful evasion relative to other attacks
     target_fpr: float | None = None  # None: the policy's detectors.hardened.target_fpr, else 0.05
     confidence: float = 0.9  # the FPR bound holds on unseen clean prompts with this confidence
     tune_base: bool = False  # True: also retune base thresholds; the FPR budget is then for the whole detector
@@ -69,6 +73,10 @@ class HardenConfig:
     seed: int = 0
     validation: bool = True
     shared_dir: str | None = None
+    # a fresh generator each round (the attacker best-responds to the current detector from a
+    # uniform start); False: one generator keeps learning across rounds (it tends to collapse onto
+    # the trick the last detector learned to catch, and stops exploring)
+    reset_generator: bool = True
     # detectors of the base policy the loop runs (None: all but the model-based ones in SLOW_DETECTORS)
     base_detectors: list[str] | None = None
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -301,8 +309,11 @@ def harden(
 
     # held clean data (seeds disjoint from training)
     t0 = time.perf_counter()
-    calib = [agent.record(s, meta=m) for s, m in clean_prompts(space, cfg.clean_calib, cfg.seed * 1000 + 101)]
-    test = [agent.record(s, meta=m) for s, m in clean_prompts(space, cfg.clean_test, cfg.seed * 1000 + 202)]
+    # held clean prompts carry documents the training never sees (other splits of the found text)
+    calib = [agent.record(s, meta=m) for s, m in clean_prompts(AttackSpace(library, material="calib"), cfg.clean_calib,
+                                                             cfg.seed * 1000 + 101)]
+    test = [agent.record(s, meta=m) for s, m in clean_prompts(AttackSpace(library, material="test"), cfg.clean_test,
+                                                            cfg.seed * 1000 + 202)]
     lib_clean = [agent.record(s, meta={"library": True}) for s in _library_segments(library)]
     if lib_clean:
         calib += lib_clean[::2]
@@ -348,9 +359,11 @@ def harden(
     for r in range(1, cfg.rounds + 1):
         tr0 = time.perf_counter()
         cur = state
+        if cfg.reset_generator and r > 1:
+            gen = Generator(cfg.generator, seed=cfg.seed + 1000 * r)
 
-        def flagged(a, cur=cur) -> bool:
-            return agent.flagged(cur, a.segments())
+        def flagged(a, cur=cur) -> tuple[bool, float]:
+            return agent.judge(cur, a.segments())
 
         hist = gen.train(space, flagged, steps=cfg.steps, batch=cfg.batch)
         rate, eval_samples = gen.evasion_rate(space, flagged, n=cfg.eval_samples)
@@ -365,14 +378,18 @@ def harden(
                 continue
             seen.add(key)
             rec = _attack_record(agent, s, r)
+            rec.weight = cfg.evasion_weight
             new_ev.append(rec)
             evasions_out.append({"round": r, **s.attack.to_record()})
             twin = space.build(s.construction, poison=False)
             train.append(agent.record(twin.segments(), meta={"twin_of": key}))
         train.extend(new_ev)
         objective.extend(new_ev)
-        for s in rng.sample(detected, min(len(detected), cfg.detected_sample)):
-            objective.append(_attack_record(agent, s, r))
+        others = [_attack_record(agent, s, r) for s in rng.sample(detected, min(len(detected), cfg.detected_sample))]
+        others += [agent.record_attack(a, meta={"round": r, "explore": True})
+                   for a in _explore(space, cfg.explore, cfg.seed * 1000 + 500 + r)]
+        train.extend(others)
+        objective.extend(others)
         train.extend(agent.record(s, meta=m) for s, m in clean_prompts(space, cfg.clean_train, cfg.seed * 1000 + 400 + r))
         t_fit0 = time.perf_counter()
         head, fit_info = agent.fit(train)
@@ -445,6 +462,26 @@ def harden(
     return HardenResult(out, rounds, round0, states, gen, agent, space, val, seconds)
 
 
+def _explore(space: AttackSpace, n: int, seed: int) -> list:
+    """`n` valid attacks from uniformly random constructions."""
+    from .attack_space import ConstructionError
+    from .validator import validate
+
+    rng = random.Random(seed)
+    out = []
+    tries = 0
+    while len(out) < n and tries < n * 10:
+        tries += 1
+        c = space.random_construction(rng)
+        try:
+            a = space.build(c)
+        except ConstructionError:
+            continue
+        if validate(a).ok:
+            out.append(a)
+    return out
+
+
 def _base_only(state: DetectorState) -> DetectorState:
     return DetectorState(state.taus, None, math.inf, 1.0, state.round)
 
@@ -507,23 +544,32 @@ def _f(x: Any) -> str:
 
 
 def fresh_comparison(result: HardenResult, *, steps: int, batch: int, eval_samples: int, seed: int = 12345,
-                     config: GeneratorConfig | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train a fresh generator against the round-0 detector and another (same seed)
-    against the hardened one; compare their evasion rates."""
+                     seeds: Sequence[int] | None = None, config: GeneratorConfig | None = None,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train fresh generators against the round-0 detector and (same seeds) against the
+    hardened one; compare their evasion rates (mean over `seeds`)."""
     agent, space = result.agent, result.space
-    out: dict[str, Any] = {"steps": steps, "batch": batch, "eval_samples": eval_samples, "seed": seed}
+    seeds = list(seeds) if seeds else [seed]
+    out: dict[str, Any] = {"steps": steps, "batch": batch, "eval_samples": eval_samples, "seeds": seeds}
     for name, state in (("round0", result.states[0]), ("hardened", result.states[-1])):
-        t0 = time.perf_counter()
-        g = Generator(config or result.generator.config, seed=seed)
+        rates, fams, secs = [], {}, 0.0
+        for sd in seeds:
+            t0 = time.perf_counter()
+            g = Generator(config or result.generator.config, seed=sd)
 
-        def flagged(a, st=state) -> bool:
-            return agent.flagged(st, a.segments())
+            def flagged(a, st=state) -> tuple[bool, float]:
+                return agent.judge(st, a.segments())
 
-        g.train(space, flagged, steps=steps, batch=batch, keep_samples=False)
-        rate, samples = g.evasion_rate(space, flagged, n=eval_samples)
-        out[name] = round(rate, 4)
-        out[f"{name}_evasions_by_family"] = _count(s.construction.family for s in samples if s.evaded)
-        out[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
-        log(f"fresh generator vs {name} detector: evasion {rate:.3f} ({out[f'{name}_seconds']:.0f}s)")
+            g.train(space, flagged, steps=steps, batch=batch, keep_samples=False)
+            rate, samples = g.evasion_rate(space, flagged, n=eval_samples)
+            rates.append(round(rate, 4))
+            for k, v in _count(s.construction.family for s in samples if s.evaded).items():
+                fams[k] = fams.get(k, 0) + v
+            secs += time.perf_counter() - t0
+            log(f"fresh generator (seed {sd}) vs {name} detector: evasion {rate:.3f} ({time.perf_counter() - t0:.0f}s)")
+        out[name] = round(sum(rates) / len(rates), 4)
+        out[f"{name}_per_seed"] = rates
+        out[f"{name}_evasions_by_family"] = fams
+        out[f"{name}_seconds"] = round(secs, 1)
     out["ratio"] = round(out["hardened"] / out["round0"], 4) if out["round0"] > 0 else None
     return out
