@@ -209,8 +209,9 @@ def main() -> None:
         print(f"{'CLI start-up (empty directory)':<34}{min(startup):>10.2f}{'':>12}")
         print(f"{'CPU time, whole command':<34}{best['cpu_s']:>10.2f}{result['files_per_cpu_s']:>12.0f}  "
               f"files per CPU-second ({result['cpu_ms_per_file']:.2f} ms per file)")
-        print(f"load average (1 min) before/after the runs: {load_before:.2f} / {os.getloadavg()[0]:.2f}"
-              " (above the CPU count, other processes took part of the cores)")
+        load_after = os.getloadavg()[0]
+        busy = " (above the CPU count: other processes took part of the cores)" if max(load_before, load_after) > (os.cpu_count() or 1) else ""
+        print(f"load average (1 min) before/after the runs: {load_before:.2f} / {load_after:.2f}{busy}")
         print(f"findings: {best['findings']}; verdicts: {best['verdicts']}; best of {len(runs)} runs on {os.cpu_count()} CPUs")
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "scan_throughput.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
