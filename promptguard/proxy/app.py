@@ -40,6 +40,7 @@ from ..segments import Segment
 from .errors import ProxyError, error_body, sse_error_event
 from .logs import configure_logging
 from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .paths import path_problem, same_route
 from .pipeline import (
     Checker,
     answer_segments,
@@ -223,6 +224,7 @@ class _Envelope:
         m.in_flight.inc()
         t0 = time.perf_counter()
         status = 500
+        problem = path_problem(scope.get("raw_path"), path)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -242,6 +244,14 @@ class _Envelope:
             await send_wrapper(message)
 
         try:
+            if problem is not None:
+                # refused before routing: a path whose meaning could change on its way
+                # to the upstream must not pick a route here (see paths.py)
+                st["decision"] = ERROR_DECISION
+                m.errors.labels("bad_path").inc()
+                err = ProxyError(400, "invalid_path", f"invalid request path: {problem}", kind="bad_path")
+                await _error_response(err, rid)(scope, receive, send_tracking)
+                return
             await self.app(scope, receive, send_tracking)
         except Exception:  # a bug: answer in the OpenAI format, with the headers, and log it
             log.exception("unhandled error", extra={"fields": {"request_id": rid}})
@@ -668,11 +678,15 @@ def create_app(settings: ProxySettings | None = None, *,
     async def _passthrough(request: Request, path: str) -> Response:
         rid: str = request.state.request_id
         try:
-            if path.strip("/") in ("chat/completions", "completions"):
+            checked = next((c for c in ("chat/completions", "completions") if same_route(path, c)), None)
+            if checked == path:
                 raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on /v1/{path}; use POST",
                                  kind="bad_request")
+            if checked is not None:  # another spelling of a checked route never passes through
+                raise ProxyError(400, "invalid_path", f"invalid request path /v1/{path}: routes are case-sensitive, "
+                                 f"use /v1/{checked}", kind="bad_path")
             key = state.authenticate(request)
-            if any(fnmatch.fnmatchcase(path.strip("/"), pat) for pat in s.passthrough_deny):
+            if any(fnmatch.fnmatchcase(path.strip("/").lower(), pat.lower()) for pat in s.passthrough_deny):
                 raise ProxyError(403, "route_not_checked", f"/v1/{path} carries prompts this proxy does not check, "
                                  "so it is refused (setting passthrough_deny)", kind="denied")
             raw = await _read_body(request, s.max_body_bytes)

@@ -67,7 +67,8 @@ def _pieces(text: str) -> list[str]:
 
 
 def create_fake_upstream() -> Starlette:
-    state: dict[str, Any] = {"requests": [], "headers": []}
+    # what reached this upstream: bodies, headers, and every path as it arrived (raw)
+    state: dict[str, Any] = {"requests": [], "headers": [], "paths": []}
 
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [
@@ -92,6 +93,7 @@ def create_fake_upstream() -> Starlette:
                                 status_code=400)
         state["requests"].append(body)
         state["headers"].append(dict(request.headers))
+        state["paths"].append(request.scope.get("raw_path", b"").decode("latin-1"))
         model = str(body.get("model") or "fake-echo")
         if model.startswith("fake-slow:"):
             await asyncio.sleep(float(model.split(":", 1)[1]))
@@ -168,11 +170,17 @@ def create_fake_upstream() -> Starlette:
             yield ev([], usage=usage)
         yield b"data: [DONE]\n\n"
 
+    async def anything(request: Request) -> Response:
+        """Any other route: logged, answered 200 (so a request that got past the proxy shows)."""
+        state["paths"].append(request.scope.get("raw_path", b"").decode("latin-1"))
+        return JSONResponse({"object": "fake.other", "path": request.url.path})
+
     app = Starlette(routes=[
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/chat/completions", handle, methods=["POST"]),
         Route("/v1/completions", handle, methods=["POST"]),
+        Route("/{rest:path}", anything, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ])
     app.state.fake = state
     return app
