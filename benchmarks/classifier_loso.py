@@ -1,0 +1,290 @@
+"""Leave-one-source-out: the fine-tuned classifier against rules, the embeddings
+head, rules + classifier, jailguard and prompt-guardrail — one table, one run,
+the same held-out rows for every system.
+
+Folds (each held out in turn; the model, its thresholds and its calibration are
+fitted on everything else; `synthetic` and `hard-benign` rows are always on the
+training side):
+
+    s-labs · neuralchemy · deepset · bipia (email + table + code) ·
+    jbb+acp (jailbreakbench attacks + awesome-chatgpt-prompts role prompts) ·
+    yanismiraoui (multilingual attacks only: recall at training-side thresholds)
+
+Per fold and system: ROC AUC and recall at 1/2/5% FPR read off the held-out ROC
+curve (the same for every system), and recall / FPR at the threshold the
+*training side* gives for 2% FPR (what a deployment would get). The embeddings
+head is retrained in every fold on the same rows (MiniLM windows + logistic
+regression, the current `embeddings` detector's recipe).
+
+    .venv/bin/python benchmarks/classifier_loso.py [--corpus .cache/classifier-corpus]
+        [--folds s-labs,deepset] [--budget 600000] [--seed 0] [--no-guards] [--no-head] [--reuse]
+
+Prints the tables; writes benchmarks/out/classifier_loso.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import OUT, ROOT
+
+sys.path.insert(0, str(ROOT))
+
+FOLDS = {
+    "s-labs": ("s-labs",),
+    "neuralchemy": ("neuralchemy",),
+    "deepset": ("deepset",),
+    "bipia": ("bipia-email", "bipia-table", "bipia-code"),
+    "jbb+acp": ("jailbreakbench", "awesome-chatgpt-prompts"),
+    "yanismiraoui": ("yanismiraoui",),
+}
+ALWAYS_TRAIN = ("synthetic", "hard-benign")
+FPRS = (0.01, 0.02, 0.05)
+
+
+def roc_recall(y: np.ndarray, s: np.ndarray, fpr_max: float) -> float:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, s)
+    return float(tpr[np.searchsorted(fpr, fpr_max, side="right") - 1])
+
+
+def fold_metrics(y: np.ndarray, s: np.ndarray, thr2: float | None) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    out: dict = {"n": int(len(y)), "attacks": int(y.sum())}
+    if len(set(y.tolist())) == 2:
+        out["auc"] = float(roc_auc_score(y, s))
+        for f in FPRS:
+            out[f"r@{f:g}"] = roc_recall(y, s, f)
+    if thr2 is not None:
+        flagged = s >= thr2
+        if (y == 1).any():
+            out["recall@train2%"] = float(flagged[y == 1].mean())
+        if (y == 0).any():
+            out["fpr@train2%"] = float(flagged[y == 0].mean())
+    return out
+
+
+def train_side_threshold(scores: np.ndarray, fpr: float = 0.02) -> float:
+    return float(np.quantile(scores, 1 - fpr)) if len(scores) else 1.0
+
+
+# -- systems ---------------------------------------------------------------------------------------
+
+
+def rules_scores(rows) -> np.ndarray:
+    from promptguard.detectors.base import create
+    from promptguard.policy import load_policy
+    from promptguard.segments import SegmentBuilder, SegmentKind
+
+    pol = load_policy()
+    det = create("rules", pol.detectors["rules"].options, pol.base_dir)
+    out = np.zeros(len(rows))
+    for i, r in enumerate(rows):
+        b = SegmentBuilder()
+        b.add(SegmentKind(r.kind), r.text)
+        out[i] = max((f.score for f in det.detect(b.segments)), default=0.0)
+    return out
+
+
+def head_embeddings(rows, log):
+    """MiniLM window embeddings and known-attack similarities of every row (cached on disk)."""
+    from _common import window_embeddings
+
+    from promptguard.embeddings import get_embedder
+    from promptguard.embeddings.attacks import AttackIndex
+
+    emb = get_embedder()
+    index = AttackIndex.load(emb)
+    t0 = time.perf_counter()
+    _, vecs = window_embeddings([r.text for r in rows], emb, tag="-corpus")
+    sims = [index.nearest(v, 3)[0] if len(v) else np.zeros((0, 3), np.float32) for v in vecs]
+    log(f"head embeddings: {sum(len(v) for v in vecs)} windows ({time.perf_counter() - t0:.0f} s)")
+    return vecs, sims
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, default=ROOT / ".cache" / "classifier-corpus")
+    ap.add_argument("--folds", default=",".join(FOLDS))
+    ap.add_argument("--budget", type=int, default=600_000, help="training tokens per fold")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--frozen-layers", type=int, default=4)
+    ap.add_argument("--no-guards", action="store_true")
+    ap.add_argument("--no-head", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="reuse fold models already trained with the same settings")
+    ap.add_argument("--tag", default="", help="suffix for the output files (several configurations side by side)")
+    args = ap.parse_args()
+
+    def log(m: str) -> None:
+        print(m, flush=True)
+
+    from promptguard.classifier.corpus import read_rows
+    from promptguard.classifier.runtime import Classifier
+    from promptguard.classifier.text import WindowTokenizer
+    from promptguard.classifier.training import FeatureCache, TrainConfig, base_model_dir, fit, split_calibration
+
+    rows = list(read_rows(args.corpus / "corpus.jsonl"))
+    corpus_meta = json.loads((args.corpus / "corpus.json").read_text())
+    log(f"corpus: {len(rows)} rows, sha256 {corpus_meta['corpus_sha256'][:12]}")
+    cfg = TrainConfig(seed=args.seed, token_budget=args.budget, frozen_layers=args.frozen_layers)
+    tok = WindowTokenizer(base_model_dir() / "tokenizer.json", window_tokens=cfg.window_tokens,
+                          overlap_tokens=cfg.overlap_tokens)
+    cache_dir = OUT / "classifier_cache"
+    cache = FeatureCache(tok, cfg.frozen_layers, cache_dir, cfg.threads)
+    cache_path = cache_dir / f"features-l{cfg.frozen_layers}-w{cfg.window_tokens}"
+    if cache.load(cache_path):
+        log(f"feature cache: {len(cache.table.windows)} windows from {cache_path.name}")
+    n_cached = len(cache.table.windows)
+    cache.autosave = cache_path
+
+    src = np.array([r.source for r in rows])
+    y = np.array([r.label for r in rows])
+    evaluable = ~np.isin(src, ALWAYS_TRAIN)
+    ev_idx = np.where(evaluable)[0]
+
+    # systems that need no training: scores for every evaluable row, once
+    t0 = time.perf_counter()
+    s_rules = np.zeros(len(rows))
+    s_rules_all = rules_scores(rows)
+    s_rules[:] = s_rules_all
+    log(f"rules: {time.perf_counter() - t0:.0f} s")
+    guards: dict[str, np.ndarray] = {}
+    if not args.no_guards:
+        from injection_detection import guard_scores
+
+        g = guard_scores([{"text": rows[i].text} for i in ev_idx])
+        for name, d in g.items():
+            full = np.zeros(len(rows))
+            full[ev_idx] = np.array(d["scores"], dtype=float)
+            guards[name] = full
+
+    vecs = sims = None
+    if not args.no_head:
+        vecs, sims = head_embeddings(rows, log)
+
+    tag = f"-{args.tag}" if args.tag else ""
+    results: dict[str, dict] = {}
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for fold in [f for f in args.folds.split(",") if f]:
+        held_src = FOLDS[fold]
+        held = np.where(np.isin(src, held_src))[0]
+        train = [rows[i] for i in np.where(~np.isin(src, held_src))[0]]
+        out_dir = OUT / "loso" / f"{fold}{tag}-seed{args.seed}"
+        t0 = time.perf_counter()
+        if args.reuse and (out_dir / "classifier.json").is_file():
+            clf = Classifier(out_dir)
+            log(f"[{fold}] reusing {out_dir}")
+        else:
+            log(f"[{fold}] training on {len(train)} rows, holding out {len(held)}")
+            clf = fit(train, out_dir, cfg, cache=cache, log=log, meta={"fold": fold, "held_out": list(held_src)})
+        t_fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        res = clf.score([(rows[i].text, rows[i].kind) for i in held], calibrated=False)
+        s_new = np.array([r.probability for r in res])
+        t_score = time.perf_counter() - t0
+        # training-side thresholds (2% FPR) for the held-out rows' kinds
+        kinds = sorted({rows[i].kind for i in held})
+        cal = clf.calibration
+        thr_new = {k: float(cal.get(k, cal.get("query", {})).get("at_fpr", {}).get("0.02", 0.5)) for k in kinds}
+        fit_rows, cal_rows = split_calibration(train, cfg.calib_fraction, cfg.seed)
+        systems: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
+
+        def side_thr(scores_all: np.ndarray, pick) -> dict[str, float]:
+            out = {}
+            for k in kinds:
+                m = np.array([pick(i) and rows[i].kind == k and rows[i].label == 0 for i in range(len(rows))])
+                out[k] = train_side_threshold(scores_all[m]) if m.any() else 1.0
+            return out
+
+        train_mask = ~np.isin(src, held_src)
+        systems["rules"] = (s_rules[held], side_thr(s_rules, lambda i: train_mask[i]))
+        if vecs is not None:
+            from promptguard.embeddings.head import bag_scores, train_head
+
+            fit_ids = {r.id for r in fit_rows}
+            cal_ids = {r.id for r in cal_rows}
+            idx_fit = [i for i in range(len(rows)) if train_mask[i] and rows[i].id in fit_ids and len(vecs[i])]
+            h = train_head([vecs[i] for i in idx_fit], [sims[i] for i in idx_fit], y[idx_fit], C=0.1, rounds=3)
+            s_head_held = bag_scores(h, [vecs[i] for i in held], [sims[i] for i in held])
+            idx_cal = [i for i in range(len(rows)) if train_mask[i] and rows[i].id in cal_ids]
+            s_head_cal = np.zeros(len(rows))
+            s_head_cal[idx_cal] = bag_scores(h, [vecs[i] for i in idx_cal], [sims[i] for i in idx_cal])
+            cal_set = set(idx_cal)
+            systems["embeddings head"] = (s_head_held, side_thr(s_head_cal, lambda i: i in cal_set))
+        systems["classifier"] = (s_new, thr_new)
+        # rules + classifier, ranked the way the policy decides: a rules hit at its act
+        # threshold blocks whatever the classifier says; other rows by the larger score
+        comb = np.where(s_rules[held] >= 0.85, 1.0 + s_rules[held], np.maximum(s_rules[held], s_new))
+        systems["rules + classifier"] = (comb, {k: max(thr_new[k], 0.0) for k in kinds})
+        for name, s_all in guards.items():
+            # thresholds from the other evaluable sources' benign rows (the guards never train here)
+            systems[name] = (s_all[held], side_thr(s_all, lambda i: train_mask[i] and evaluable[i]))
+
+        fold_res = {}
+        for name, (s, thr) in systems.items():
+            t = np.array([thr[rows[i].kind] for i in held])
+            m = fold_metrics(y[held], s, None)
+            flagged = s >= t
+            if (y[held] == 1).any():
+                m["recall@train2%"] = float(flagged[y[held] == 1].mean())
+            if (y[held] == 0).any():
+                m["fpr@train2%"] = float(flagged[y[held] == 0].mean())
+            fold_res[name] = m
+            pooled.setdefault(name, []).append((y[held], s))
+        # per sub-source inside the fold (classifier)
+        subs = {}
+        for s_name in held_src:
+            mm = src[held] == s_name
+            subs[s_name] = {name: fold_metrics(y[held][mm], s[mm], None) | (
+                {"recall@train2%": float((s[mm] >= np.array([thr[rows[i].kind] for i in held[mm]]))[y[held][mm] == 1].mean())}
+                if (y[held][mm] == 1).any() else {}) for name, (s, thr) in systems.items()}
+        results[fold] = {"systems": fold_res, "sub_sources": subs, "fit_seconds": round(t_fit, 1),
+                         "score_seconds": round(t_score, 1), "held_out_rows": int(len(held)),
+                         "thresholds_classifier": thr_new}
+        log(f"[{fold}] done: fit {t_fit:.0f} s, scoring {len(held)} rows {t_score:.0f} s")
+        _print_fold(fold, fold_res)
+        (OUT / f"classifier_loso{tag}-seed{args.seed}.json").write_text(json.dumps(
+            {"corpus_sha256": corpus_meta["corpus_sha256"], "config": cfg.__dict__, "folds": results}, indent=2,
+            default=float))
+
+    _print_summary(results)
+
+
+def _fmt(v) -> str:
+    return f"{v:6.3f}" if isinstance(v, float) else f"{'–':>6s}"
+
+
+def _print_fold(fold: str, res: dict) -> None:
+    print(f"\n== held out: {fold} ==")
+    print(f"{'system':22s} {'AUC':>6s} {'R@1%':>6s} {'R@2%':>6s} {'R@5%':>6s} | {'recall':>6s} {'FPR':>6s}  (at the training side's 2% threshold)")
+    for name, m in res.items():
+        print(f"{name:22s} {_fmt(m.get('auc'))} {_fmt(m.get('r@0.01'))} {_fmt(m.get('r@0.02'))} {_fmt(m.get('r@0.05'))} | "
+              f"{_fmt(m.get('recall@train2%'))} {_fmt(m.get('fpr@train2%'))}")
+
+
+def _print_summary(results: dict) -> None:
+    if not results:
+        return
+    names = list(next(iter(results.values()))["systems"])
+    print("\n== mean over held-out folds with both classes (macro) ==")
+    print(f"{'system':22s} {'AUC':>6s} {'R@1%':>6s} {'R@2%':>6s} {'R@5%':>6s} | {'recall':>6s} {'FPR':>6s}")
+    for name in names:
+        ms = [r["systems"][name] for r in results.values() if "auc" in r["systems"][name]]
+        row = {k: float(np.mean([m[k] for m in ms])) for k in ("auc", "r@0.01", "r@0.02", "r@0.05") if ms}
+        rec = [r["systems"][name]["recall@train2%"] for r in results.values() if "recall@train2%" in r["systems"][name]]
+        fp = [r["systems"][name]["fpr@train2%"] for r in results.values() if "fpr@train2%" in r["systems"][name]]
+        print(f"{name:22s} {_fmt(row.get('auc'))} {_fmt(row.get('r@0.01'))} {_fmt(row.get('r@0.02'))} {_fmt(row.get('r@0.05'))} | "
+              f"{_fmt(float(np.mean(rec)) if rec else None)} {_fmt(float(np.mean(fp)) if fp else None)}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
