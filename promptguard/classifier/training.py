@@ -48,10 +48,10 @@ class TrainConfig:
     window_tokens: int = 128
     overlap_tokens: int = 32
     frozen_layers: int = 4
-    token_budget: int = 1_000_000
+    token_budget: int = 2_000_000
     batch_tokens: int = 3072
-    lr: float = 8e-5
-    head_lr: float = 1e-3
+    lr: float = 5e-4
+    head_lr: float = 3e-3
     weight_decay: float = 0.01
     warmup: float = 0.06
     dropout: float = 0.1
@@ -142,7 +142,7 @@ class FeatureCache:
         if self._session is None:
             import onnxruntime as ort
 
-            path = self.workdir / f"bottom{self.frozen_layers}.int8.onnx"
+            path = self.workdir / f"bottom{self.frozen_layers}.pc.int8.onnx"
             if not path.is_file():
                 export_bottom(self.frozen_layers, path)
             so = ort.SessionOptions()
@@ -327,7 +327,9 @@ def _export(module, path: Path, outputs: list[str], quantize: bool = True) -> No
     import logging
 
     logging.getLogger().setLevel(logging.ERROR)
-    quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+    # per-channel weight scales: hidden states stay within ~1% (cosine) of fp32, against
+    # ~4% with one scale per tensor, at the same size and speed
+    quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True)
     fp32.unlink()
 
 
@@ -511,6 +513,12 @@ def train_top(bags: list[Bag], cache: FeatureCache, cfg: TrainConfig, log: Calla
 # -- calibration ---------------------------------------------------------------------------------------
 
 
+def _shift(p: float, logits: float) -> float:
+    """`p` moved by `logits` on the logit scale (clipped away from 0 and 1)."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return float(1 / (1 + math.exp(-(math.log(p / (1 - p)) + logits))))
+
+
 def calibrate(scores: dict[str, list[float]], cfg: TrainConfig) -> dict[str, dict[str, float]]:
     """Per kind, raw-probability thresholds at the configured false-positive rates of
     the calibration split's clean rows (a kind with no clean rows borrows `query`'s)."""
@@ -519,14 +527,15 @@ def calibrate(scores: dict[str, list[float]], cfg: TrainConfig) -> dict[str, dic
         s = np.asarray(scores.get(kind) or [], dtype=np.float64)
         if len(s) < 20:
             continue
-        def thr(fpr: float) -> float:
+        def thr(fpr: float, margin: float) -> float:
             if fpr <= 0 or fpr * len(s) < 1:
                 # "no clean row of the calibration split above it", with a margin in logit space
-                top = float(s.max())
-                return float(1 / (1 + math.exp(-(math.log(top / max(1 - top, 1e-9)) + 1.0)))) if top < 1 else 1.0
+                return _shift(float(s.max()), margin)
             return float(np.quantile(s, 1 - fpr))
-        flag = max(thr(cfg.flag_fpr.get(kind, 0.01)), 0.5)
-        act = max(thr(cfg.act_fpr.get(kind, 0.002)), flag, 0.8)
+        flag = max(thr(cfg.flag_fpr.get(kind, 0.01), 1.0), 0.5)
+        act = max(thr(cfg.act_fpr.get(kind, 0.002), 3.0), 0.8)
+        if act <= flag:  # keep a band between flagging and acting (2 logits)
+            act = _shift(flag, 2.0)
         out[kind] = {"flag": min(flag, 0.999999), "act": min(max(act, flag), 0.9999999), "clean_rows": int(len(s)),
                      "flag_fpr_target": cfg.flag_fpr.get(kind), "act_fpr_target": cfg.act_fpr.get(kind),
                      "flag_fpr_measured": float((s >= flag).mean()), "act_fpr_measured": float((s >= act).mean()),
@@ -536,6 +545,22 @@ def calibrate(scores: dict[str, list[float]], cfg: TrainConfig) -> dict[str, dic
         if kind not in out and "query" in out:
             out[kind] = dict(out["query"], borrowed_from="query")
     return out
+
+
+def calibrate_dir(out_dir: Path, cal_rows: Sequence[Row], cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    """Score the clean calibration rows with the exported model and write the per-kind
+    thresholds into its classifier.json."""
+    from .runtime import Classifier
+
+    clf = Classifier(out_dir, threads=cfg.threads, views=True)
+    clean = [r for r in cal_rows if r.label == 0]
+    scores: dict[str, list[float]] = defaultdict(list)
+    for r, s in zip(clean, clf.score([(r.text, r.kind) for r in clean], calibrated=False)):
+        scores[r.kind].append(s.probability)
+    info = json.loads((out_dir / "classifier.json").read_text(encoding="utf-8"))
+    info["calibration"] = calibrate(scores, cfg)
+    (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return info["calibration"]
 
 
 # -- the one entry point ------------------------------------------------------------------------------
@@ -608,12 +633,8 @@ def fit(
         **(meta or {}),
     }
     (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    clf = Classifier(out_dir, threads=cfg.threads, views=True)
-    clean = [r for r in cal_rows if r.label == 0]
-    scores: dict[str, list[float]] = defaultdict(list)
-    for r, s in zip(clean, clf.score([(r.text, r.kind) for r in clean], calibrated=False)):
-        scores[r.kind].append(s.probability)
-    info["calibration"] = calibrate(scores, cfg)
+    calibrate_dir(out_dir, cal_rows, cfg)
+    info = json.loads((out_dir / "classifier.json").read_text(encoding="utf-8"))
     info["training"]["seconds"]["total"] = round(time.perf_counter() - t0, 1)
     (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     if tmp is not None:

@@ -38,8 +38,9 @@ def corpus(
     from ..classifier.corpus import CorpusError, build_corpus
 
     dev = None
+    base = shared if shared is not None else Path.cwd().parent / "shared"
+    badchain = base / "data" / "badchain"
     if not no_dev:
-        base = shared if shared is not None else Path.cwd().parent / "shared"
         cand = base / "data" / "injection" / "dev.jsonl"
         if cand.is_file():
             dev = cand
@@ -49,6 +50,7 @@ def corpus(
             typer.echo(f"promptguard: no dev set at {cand}; building without it", err=True)
     try:
         info = build_corpus(output, wheel=wheel, cache_dir=cache, dev=dev, synthetic=synthetic,
+                            badchain=badchain if badchain.is_dir() else None,
                             negatives_per_attack=negatives, seed=seed, log=lambda m: typer.echo(m, err=True))
     except CorpusError as e:
         raise die(str(e)) from None
@@ -63,9 +65,11 @@ def classifier(
     output: Path = typer.Option(..., "--output", "-o", help="Directory for model.int8.onnx, tokenizer.json, classifier.json."),
     extra: List[Path] = typer.Option([], "--rows", help="More rows (corpus JSONL format) to train on."),
     seed: int = typer.Option(0, "--seed"),
-    budget: int = typer.Option(1_000_000, "--budget", min=1000, help="Training tokens (sampled windows)."),
+    budget: int = typer.Option(2_000_000, "--budget", min=1000, help="Training tokens (sampled windows)."),
     frozen_layers: int = typer.Option(4, "--frozen-layers", min=0, max=5, help="Bottom layers kept as they are."),
-    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads."),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads (1 trains faster on a machine busy with other work)."),
+    feature_cache: Optional[Path] = typer.Option(None, "--feature-cache", help="Keep the frozen layers' outputs here "
+                                                 "and reuse them in later runs (same --frozen-layers)."),
 ) -> None:
     """Fine-tune all-MiniLM-L6-v2 (top layers + head) into the injection classifier,
     export it to int8 ONNX and calibrate its thresholds per segment kind."""
@@ -97,8 +101,19 @@ def classifier(
                    "sources": corpus_meta.get("by_source")},
     }
     cfg = TrainConfig(seed=seed, token_budget=budget, frozen_layers=frozen_layers, threads=threads)
+    cache = None
+    if feature_cache is not None:
+        from ..classifier.text import WindowTokenizer
+        from ..classifier.training import FeatureCache, base_model_dir
+
+        tok = WindowTokenizer(base_model_dir() / "tokenizer.json", window_tokens=cfg.window_tokens,
+                              overlap_tokens=cfg.overlap_tokens)
+        cache = FeatureCache(tok, frozen_layers, feature_cache, threads)
+        path = feature_cache / f"features-l{frozen_layers}-w{cfg.window_tokens}-pc"
+        cache.load(path)
+        cache.autosave = path
     try:
-        fit(rows, output, cfg, log=lambda m: typer.echo(m, err=True), meta=meta)
+        fit(rows, output, cfg, cache=cache, log=lambda m: typer.echo(m, err=True), meta=meta)
     except ValueError as e:
         raise die(str(e)) from None
     except OSError as e:
