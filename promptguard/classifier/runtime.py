@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class SegmentScore:
     truncated: bool = False
     hot: list[tuple[int, int]] = field(default_factory=list)  # windows at or above the flag threshold
     embedding: np.ndarray | None = None  # the best window's embedding (nearest-attack evidence)
+    sentence: tuple[int, int] | None = None  # set when one sentence read alone scored higher than its window
 
 
 class _LRU:
@@ -127,7 +129,8 @@ class Classifier:
     """The fine-tuned classifier: tokenizer, ONNX session, calibration per kind."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int | None = None, views: bool = True,
-                 max_windows: int = 512, cache_size: int = 16384, batch_tokens: int = 8192) -> None:
+                 max_windows: int = 512, cache_size: int = 16384, batch_tokens: int = 8192,
+                 refine_at: float = 0.2) -> None:
         self.path = Path(path) if path is not None else default_model_dir()
         meta_path = self.path / "classifier.json"
         model_path = self.path / "model.int8.onnx"
@@ -165,6 +168,8 @@ class Classifier:
             raise ClassifierError(f"cannot load {model_path}: {type(e).__name__}: {e}") from None
         self._batcher = _Batcher(self._forward)
         self.forward_passes = 0
+        # windows at or above this raw probability are also read sentence by sentence
+        self.refine_at = float(refine_at)
 
     # -- the model ---------------------------------------------------------------------------
     def _forward(self, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
@@ -250,48 +255,91 @@ class Classifier:
         logits, embs = self.window_logits(flat) if flat else (np.zeros(0), np.zeros((0, 384)))
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
         out = [SegmentScore(0.0, 0.0) for _ in items]
+        refine: list[tuple[int, int, int]] = []  # (item, window start, window end) to read sentence by sentence
         i = 0
         for t, view, wins, trunc in plan:
             n = len(wins)
             p = probs[i : i + n]
             res = out[t]
-            kind = items[t][1]
             if view is None:
                 res.windows, res.truncated = n, trunc
+                refine.extend((t, w.start, w.end) for w, q in zip(wins, p) if q >= self.refine_at)
             if n:
-                b = int(np.argmax(p))
-                flag = float(self.calibration.get(kind, {}).get("flag", 0.5))
                 spans = [(w.start, w.end) if view is None else view.span(w.start, w.end) for w in wins]
-                res.hot.extend(sp for sp, q in zip(spans, p) if q >= flag)
-                if float(p[b]) > res.probability or res.span is None:
-                    res.probability = float(p[b])
-                    res.span = spans[b]
-                    res.view = "text" if view is None else view.name
-                    res.embedding = embs[i + b]
+                self._update(res, items[t][1], p, spans, embs[i : i + n], "text" if view is None else view.name)
             i += n
+        if refine:
+            self._refine(items, out, refine)
         for t, res in enumerate(out):
             res.score = self.calibrated(res.probability, items[t][1]) if calibrated else res.probability
             res.hot = sorted(set(res.hot))
         return out
 
+    def _update(self, res: SegmentScore, kind: str, p: np.ndarray, spans: list[tuple[int, int]], embs: np.ndarray,
+                view: str) -> None:
+        flag = float(self.calibration.get(kind, {}).get("flag", 0.5))
+        res.hot.extend(sp for sp, q in zip(spans, p) if q >= flag)
+        b = int(np.argmax(p))
+        if float(p[b]) > res.probability or res.span is None:
+            res.probability = float(p[b])
+            res.span = spans[b]
+            res.view = view
+            res.embedding = embs[b]
+
+    def _refine(self, items: Sequence[tuple[str, str]], out: list[SegmentScore], todo: list[tuple[int, int, int]]) -> None:
+        """Second pass over suspicious windows: each of their sentences alone, so that
+        prose padded around a payload cannot dilute it (the segment keeps the max)."""
+        plan: list[tuple[int, list[tuple[int, int]]]] = []
+        flat: list[Window] = []
+        seen: set[tuple[int, int, int]] = set()
+        for t, a, b in todo[: 8 * len(items) + 32]:
+            text, kind = items[t]
+            spans = [sp for sp in split_sentences(text, a, b) if (t,) + sp not in seen]
+            if len(spans) < 2:
+                continue
+            seen.update((t,) + sp for sp in spans)
+            for sa, sb in spans[:24]:
+                w = self.tok.windows(text[sa:sb], kind)[:1]
+                if w:
+                    flat.append(Window(w[0].ids, sa + w[0].start, sa + w[0].end))
+                    plan.append((t, [(flat[-1].start, flat[-1].end)]))
+        if not flat:
+            return
+        logits, embs = self.window_logits(flat)
+        probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
+        for j, (t, spans) in enumerate(plan):
+            res = out[t]
+            before = res.probability
+            self._update(res, items[t][1], probs[j : j + 1], spans, embs[j : j + 1], res.view)
+            if res.probability > before:
+                res.view = "text"
+                res.sentence = spans[0]
+
     def sentences(self, text: str, kind: str, start: int, end: int) -> list[tuple[int, int, float]]:
         """The sentences of text[start:end], each scored alone: (start, end, probability).
         Used to cut only the planted sentence out of a flagged document window."""
-        import re
-
-        spans = []
-        last = start
-        for m in re.finditer(r"(?<=[.!?。！？])\s+|\n+", text[start:end]):
-            a, b = last, start + m.start()
-            if text[a:b].strip():
-                spans.append((a, b))
-            last = start + m.end()
-        if text[last:end].strip():
-            spans.append((last, end))
+        spans = split_sentences(text, start, end)
         if len(spans) <= 1:
             return []
         res = self.score([(text[a:b], kind) for a, b in spans], calibrated=False)
         return [(a, b, r.probability) for (a, b), r in zip(spans, res)]
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Character spans of the sentences (and lines) of text[start:end], blank ones left out."""
+    end = len(text) if end is None else end
+    spans = []
+    last = start
+    for m in _SENTENCE_BREAK.finditer(text, start, end):
+        if text[last : m.start()].strip():
+            spans.append((last, m.start()))
+        last = m.end()
+    if text[last:end].strip():
+        spans.append((last, end))
+    return spans
 
 
 _SHARED: dict[tuple[str, int, bool], Classifier] = {}
