@@ -109,11 +109,11 @@ def main() -> None:
         examples: dict[str, list[str]] = defaultdict(list)
         for path, fam in files:
             r = scan_file(guard, path)
-            flagged = r.action in ("flag", "sanitize", "block", "error")
+            flagged = r.verdict in ("flag", "sanitize", "block", "error")
             per[fam][0] += flagged
             per[fam][1] += 1
             if flagged and len(examples[fam]) < 3:
-                examples[fam].append(f"{path.name}: {r.action} " + "; ".join(
+                examples[fam].append(f"{path.name}: {r.verdict} " + "; ".join(
                     f"{f['segment_kind']} {f['score']:.2f}" for f in r.findings[:2]))
         t_files = time.perf_counter() - t0
         rq: dict[str, list[int]] = defaultdict(lambda: [0, 0])

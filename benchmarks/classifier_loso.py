@@ -73,7 +73,9 @@ def fold_metrics(y: np.ndarray, s: np.ndarray, thr2: float | None) -> dict:
 
 
 def train_side_threshold(scores: np.ndarray, fpr: float = 0.02) -> float:
-    return float(np.quantile(scores, 1 - fpr)) if len(scores) else 1.0
+    """The score at `fpr` false positives on training-side benign rows (flagged: score >= it);
+    never 0, which would flag a row no detector fired on."""
+    return max(float(np.quantile(scores, 1 - fpr)), 1e-6) if len(scores) else 1.0
 
 
 # -- systems ---------------------------------------------------------------------------------------
@@ -94,32 +96,110 @@ def rules_scores(rows) -> np.ndarray:
     return out
 
 
-def head_embeddings(rows, log):
-    """MiniLM window embeddings and known-attack similarities of every row (cached on disk)."""
-    from _common import window_embeddings
+def _key(text: str) -> str:
+    import hashlib
 
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def head_embeddings(rows, log, chunk: int = 2000):
+    """MiniLM window embeddings and known-attack similarities of every row, cached on
+    disk per text (a rebuilt corpus re-embeds only its new texts)."""
     from promptguard.embeddings import get_embedder
     from promptguard.embeddings.attacks import AttackIndex
 
     emb = get_embedder()
     index = AttackIndex.load(emb)
+    store = OUT / "cache" / f"head-vectors-{emb.name.replace('/', '_').replace(':', '_')}.npz"
+    have: dict[str, np.ndarray] = {}
+    if store.is_file():
+        z = np.load(store)
+        off = 0
+        for k, n in zip(z["keys"].tolist(), z["lens"].tolist()):
+            have[k] = z["vecs"][off : off + n]
+            off += n
+    todo = sorted({r.text for r in rows if _key(r.text) not in have}, key=len)
     t0 = time.perf_counter()
-    _, vecs = window_embeddings([r.text for r in rows], emb, tag="-corpus")
+
+    def save() -> None:
+        keys = list(have)
+        vecs = np.concatenate([have[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), lens=np.array([len(have[k]) for k in keys]), vecs=vecs)
+        os.replace(tmp, store)
+
+    for s in range(0, len(todo), chunk):
+        part = todo[s : s + chunk]
+        wins = [emb.windows(t) for t in part]
+        flat = [w.text for ws in wins for w in ws]
+        vecs = emb.embed(flat) if flat else np.zeros((0, 384), np.float32)
+        i = 0
+        for t, ws in zip(part, wins):
+            have[_key(t)] = vecs[i : i + len(ws)]
+            i += len(ws)
+        save()
+        log(f"  head embeddings: {s + len(part)}/{len(todo)} new texts ({time.perf_counter() - t0:.0f} s)")
+    vecs = [have[_key(r.text)] for r in rows]
     sims = [index.nearest(v, 3)[0] if len(v) else np.zeros((0, 3), np.float32) for v in vecs]
-    log(f"head embeddings: {sum(len(v) for v in vecs)} windows ({time.perf_counter() - t0:.0f} s)")
     return vecs, sims
+
+
+def guard_scores_by_text(texts: list[str], log) -> dict[str, dict[str, float]]:
+    """jailguard / prompt-guardrail scores per text, cached on disk per text; only
+    texts not scored before go through benchmarks/guard_runner.py."""
+    from injection_detection import GUARD_VENV
+
+    store = OUT / "cache" / "guard-scores-by-text.json"
+    have: dict[str, dict[str, float]] = json.loads(store.read_text()) if store.is_file() else {}
+    # earlier whole-list runs of injection_detection.guard_scores
+    for f in OUT.glob("guard_scores-*.json"):
+        src = OUT / "dev_texts.jsonl"
+        try:
+            g = json.loads(f.read_text())
+            listed = [json.loads(line)["text"] for line in src.open(encoding="utf-8")] if src.is_file() else []
+        except (OSError, ValueError):
+            continue
+        if listed and all(len(v["scores"]) == len(listed) for v in g.values()):
+            for j, t in enumerate(listed):
+                have.setdefault(_key(t), {name: float(v["scores"][j]) for name, v in g.items()})
+    todo = [t for t in dict.fromkeys(texts) if _key(t) not in have]
+    py = GUARD_VENV / "bin" / "python"
+    if todo and py.is_file():
+        import subprocess
+
+        src = OUT / "guard_todo.jsonl"
+        dst = OUT / "guard_todo_scores.json"
+        src.write_text("".join(json.dumps({"text": t}) + "\n" for t in todo), encoding="utf-8")
+        log(f"guard baselines: scoring {len(todo)} new texts")
+        proc = subprocess.run([str(py), str(ROOT / "benchmarks" / "guard_runner.py"), str(src), str(dst)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            log(f"(guard runner failed: {proc.stderr.strip()[-800:]})")
+        else:
+            g = json.loads(dst.read_text())
+            for j, t in enumerate(todo):
+                have[_key(t)] = {name: float(v["scores"][j]) for name, v in g.items()}
+    elif todo:
+        log(f"(guard baselines skipped: no venv at {GUARD_VENV}; run benchmarks/setup_guard_baselines.sh)")
+        return {}
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(have))
+    return {t: have[_key(t)] for t in texts if _key(t) in have}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=ROOT / ".cache" / "classifier-corpus")
     ap.add_argument("--folds", default=",".join(FOLDS))
-    ap.add_argument("--budget", type=int, default=600_000, help="training tokens per fold")
+    ap.add_argument("--budget", type=int, default=1_000_000, help="training tokens per fold")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 is faster on a machine shared with other jobs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--frozen-layers", type=int, default=4)
     ap.add_argument("--no-guards", action="store_true")
     ap.add_argument("--no-head", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse fold models already trained with the same settings")
+    ap.add_argument("--no-views-too", action="store_true", help="also score without the normalised views")
     ap.add_argument("--tag", default="", help="suffix for the output files (several configurations side by side)")
     args = ap.parse_args()
 
@@ -134,12 +214,12 @@ def main() -> None:
     rows = list(read_rows(args.corpus / "corpus.jsonl"))
     corpus_meta = json.loads((args.corpus / "corpus.json").read_text())
     log(f"corpus: {len(rows)} rows, sha256 {corpus_meta['corpus_sha256'][:12]}")
-    cfg = TrainConfig(seed=args.seed, token_budget=args.budget, frozen_layers=args.frozen_layers)
+    cfg = TrainConfig(seed=args.seed, token_budget=args.budget, frozen_layers=args.frozen_layers, threads=args.threads)
     tok = WindowTokenizer(base_model_dir() / "tokenizer.json", window_tokens=cfg.window_tokens,
                           overlap_tokens=cfg.overlap_tokens)
     cache_dir = OUT / "classifier_cache"
     cache = FeatureCache(tok, cfg.frozen_layers, cache_dir, cfg.threads)
-    cache_path = cache_dir / f"features-l{cfg.frozen_layers}-w{cfg.window_tokens}"
+    cache_path = cache_dir / f"features-l{cfg.frozen_layers}-w{cfg.window_tokens}-pc"
     if cache.load(cache_path):
         log(f"feature cache: {len(cache.table.windows)} windows from {cache_path.name}")
     n_cached = len(cache.table.windows)
@@ -158,13 +238,14 @@ def main() -> None:
     log(f"rules: {time.perf_counter() - t0:.0f} s")
     guards: dict[str, np.ndarray] = {}
     if not args.no_guards:
-        from injection_detection import guard_scores
-
-        g = guard_scores([{"text": rows[i].text} for i in ev_idx])
-        for name, d in g.items():
-            full = np.zeros(len(rows))
-            full[ev_idx] = np.array(d["scores"], dtype=float)
-            guards[name] = full
+        g = guard_scores_by_text([rows[i].text for i in ev_idx], log)
+        names = sorted({n for v in g.values() for n in v})
+        for name in names:
+            full = np.full(len(rows), np.nan)
+            for i in ev_idx:
+                if rows[i].text in g:
+                    full[i] = g[rows[i].text][name]
+            guards[name] = np.nan_to_num(full, nan=0.0)
 
     vecs = sims = None
     if not args.no_head:
@@ -180,7 +261,7 @@ def main() -> None:
         out_dir = OUT / "loso" / f"{fold}{tag}-seed{args.seed}"
         t0 = time.perf_counter()
         if args.reuse and (out_dir / "classifier.json").is_file():
-            clf = Classifier(out_dir)
+            clf = Classifier(out_dir, threads=args.threads)
             log(f"[{fold}] reusing {out_dir}")
         else:
             log(f"[{fold}] training on {len(train)} rows, holding out {len(held)}")
@@ -220,6 +301,11 @@ def main() -> None:
             cal_set = set(idx_cal)
             systems["embeddings head"] = (s_head_held, side_thr(s_head_cal, lambda i: i in cal_set))
         systems["classifier"] = (s_new, thr_new)
+        if args.no_views_too:
+            plain = Classifier(out_dir, views=False, threads=args.threads)
+            s_plain = np.array([r.probability for r in plain.score([(rows[i].text, rows[i].kind) for i in held],
+                                                                    calibrated=False)])
+            systems["classifier, no views"] = (s_plain, thr_new)
         # rules + classifier, ranked the way the policy decides: a rules hit at its act
         # threshold blocks whatever the classifier says; other rows by the larger score
         comb = np.where(s_rules[held] >= 0.85, 1.0 + s_rules[held], np.maximum(s_rules[held], s_new))
