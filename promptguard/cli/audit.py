@@ -93,7 +93,7 @@ def audit(
         raise die(str(e)) from None
     except (OSError, ValueError) as e:
         raise die(f"cannot load policy: {e}") from None
-    section = dict(pol.audit)
+    section = pol.audit.model_dump()
     if mode is not None:
         section["mode"] = mode
     if max_extra_calls is not None:

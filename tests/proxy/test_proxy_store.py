@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from promptguard.proxy.settings import load_settings
-from promptguard.proxy.store import AuditRecord, SQLiteStore, StoreError, open_store, reader
+from promptguard.records import Record
+from promptguard.records.store import SQLiteStore, StoreError, open_store, reader
 from promptguard.yamlutil import YamlError
 
 
-def _rec(i: int, decision: str = "allow", **kw) -> AuditRecord:
-    return AuditRecord(request_id=f"r-{i}", ts=time.time() + i * 1e-6, endpoint="/v1/chat/completions",
+def _rec(i: int, decision: str = "allow", **kw) -> Record:
+    return Record(request_id=f"r-{i}", ts=time.time() + i * 1e-6, endpoint="/v1/chat/completions",
                        decision=decision, findings=[{"rule": "X", "i": i}], checks=["rules"], **kw)
 
 
@@ -95,7 +96,7 @@ def test_old_store_gains_new_columns(tmp_path):
 def test_bad_store_urls():
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("mysql://u:secret@h/db")
-    with pytest.raises(StoreError, match="no audit store"):
+    with pytest.raises(StoreError, match="no record store"):
         reader("/nonexistent/dir/x.sqlite").query()
     assert open_store("none").query() == []
 

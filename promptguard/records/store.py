@@ -1,4 +1,4 @@
-"""The audit store: one record per request the proxy decided on.
+"""The record store: one record per decision (see `promptguard.records.model`).
 
 SQLite (the default: one file, WAL mode, so several worker processes can share it)
 or PostgreSQL (a `postgresql://` URL, for several proxy replicas). Requests never
@@ -17,49 +17,22 @@ import queue
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-__all__ = ["AuditRecord", "Store", "SQLiteStore", "PostgresStore", "NullStore", "open_store", "StoreError"]
+from .model import Record
 
-log = logging.getLogger("promptguard.proxy.store")
+__all__ = ["Store", "SQLiteStore", "PostgresStore", "NullStore", "open_store", "StoreError"]
+
+log = logging.getLogger("promptguard.records")
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or queried."""
 
 
-@dataclass
-class AuditRecord:
-    request_id: str
-    ts: float  # unix time when the request arrived
-    endpoint: str
-    decision: str  # allow | flag | sanitize | block | error
-    stage: str = "inbound"  # which check decided: inbound | outbound | request (invalid input) | upstream
-    status: int = 200
-    client: str = ""  # client address
-    api_key: str = ""  # the proxy key's name, never the key
-    model: str = ""
-    stream: bool = False
-    summary: str = ""
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    changes: list[str] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)  # the detectors that really ran
-    prompt_sha256: str = ""
-    answer_sha256: str = ""
-    prompt_text: str | None = None
-    answer_text: str | None = None
-    latency_ms: float = 0.0
-    upstream_ms: float | None = None
-    worker: int = field(default_factory=os.getpid)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_COLUMNS = [f.name for f in fields(AuditRecord)]
+_COLUMNS = [f.name for f in fields(Record)]
 _JSON_COLUMNS = {"findings", "errors", "changes", "checks"}
 
 _SQLITE_DDL = """
@@ -97,7 +70,7 @@ CREATE INDEX IF NOT EXISTS promptguard_audit_decision ON promptguard_audit (deci
 """
 
 
-def _row(rec: AuditRecord) -> tuple[Any, ...]:
+def _row(rec: Record) -> tuple[Any, ...]:
     d = rec.to_dict()
     return tuple(json.dumps(d[c], ensure_ascii=False) if c in _JSON_COLUMNS else d[c] for c in _COLUMNS)
 
@@ -145,7 +118,7 @@ class Store:
         self._thread.start()
         return self
 
-    def put(self, rec: AuditRecord) -> None:
+    def put(self, rec: Record) -> None:
         """Queue a record (never blocks on the database)."""
         with self._lock:
             if self._closed:
@@ -179,7 +152,7 @@ class Store:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.error("audit store writer did not finish in %.0fs; %d records pending", timeout, self._pending)
+                log.error("record store writer did not finish in %.0fs; %d records pending", timeout, self._pending)
         self._close_reader()
 
     # -- the writer thread ----------------------------------------------------------
@@ -188,7 +161,7 @@ class Store:
         stop = False
         while not stop:
             item = self._queue.get()
-            batch: list[AuditRecord] = []
+            batch: list[Record] = []
             if item is self._STOP:
                 stop = True
             else:
@@ -215,7 +188,7 @@ class Store:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _write_batch(self, conn: Any, batch: list[AuditRecord]) -> Any:
+    def _write_batch(self, conn: Any, batch: list[Record]) -> Any:
         delay = 0.05
         for attempt in range(self._retries + 1):
             try:
@@ -225,7 +198,7 @@ class Store:
                 self.written += len(batch)
                 return conn
             except Exception as e:  # noqa: BLE001 - retried, then failed over
-                log.warning("audit store write failed (attempt %d): %s", attempt + 1, e)
+                log.warning("record store write failed (attempt %d): %s", attempt + 1, e)
                 try:
                     if conn is not None:
                         conn.close()
@@ -237,24 +210,24 @@ class Store:
         self._fail_over(batch)
         return None
 
-    def _write_or_fallback(self, batch: list[AuditRecord]) -> None:
+    def _write_or_fallback(self, batch: list[Record]) -> None:
         conn = self._write_batch(None, batch)
         if conn is not None:
             conn.close()
 
-    def _fail_over(self, batch: list[AuditRecord]) -> None:
+    def _fail_over(self, batch: list[Record]) -> None:
         self.failed += len(batch)
         lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in batch)
         if self._fallback is not None:
             try:
                 with open(self._fallback, "a", encoding="utf-8") as fh:
                     fh.write(lines)
-                log.error("audit store unavailable: %d records written to %s", len(batch), self._fallback)
+                log.error("record store unavailable: %d records written to %s", len(batch), self._fallback)
                 return
             except OSError:
                 pass
         for line in lines.splitlines():
-            log.error("audit store unavailable; record: %s", line)
+            log.error("record store unavailable; record: %s", line)
 
     # -- backend hooks ---------------------------------------------------------------
     def _init_schema(self) -> None:
@@ -263,7 +236,7 @@ class Store:
     def _connect(self) -> Any:
         raise NotImplementedError
 
-    def _insert(self, conn: Any, batch: list[AuditRecord]) -> None:
+    def _insert(self, conn: Any, batch: list[Record]) -> None:
         raise NotImplementedError
 
     def _close_reader(self) -> None:
@@ -336,9 +309,9 @@ class SQLiteStore(Store):
             finally:
                 conn.close()
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open audit store {self.path}: {e}") from None
+            raise StoreError(f"cannot open record store {self.path}: {e}") from None
 
-    def _insert(self, conn: sqlite3.Connection, batch: list[AuditRecord]) -> None:
+    def _insert(self, conn: sqlite3.Connection, batch: list[Record]) -> None:
         sql = (f"INSERT OR REPLACE INTO promptguard_audit ({', '.join(_COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(_COLUMNS))})")
         conn.execute("BEGIN IMMEDIATE")
@@ -353,7 +326,7 @@ class SQLiteStore(Store):
               since: float | None = None, until: float | None = None, request_id: str | None = None,
               api_key: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
         if not self.path.exists():
-            raise StoreError(f"no audit store at {self.path}")
+            raise StoreError(f"no record store at {self.path}")
         where, args = _where("?", decision, since, until, request_id, api_key)
         sql = f"SELECT {', '.join(_COLUMNS)} FROM promptguard_audit{where} ORDER BY ts {'DESC' if newest_first else 'ASC'}"
         if limit is not None:
@@ -365,7 +338,7 @@ class SQLiteStore(Store):
             finally:
                 conn.close()
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read audit store {self.path}: {e}") from None
+            raise StoreError(f"cannot read record store {self.path}: {e}") from None
         return [_from_row(_COLUMNS, r) for r in rows]
 
 
@@ -395,9 +368,9 @@ class PostgresStore(Store):
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise StoreError(f"cannot open audit store {_redact(self.url)}: {e}") from None
+            raise StoreError(f"cannot open record store {_redact(self.url)}: {e}") from None
 
-    def _insert(self, conn: Any, batch: list[AuditRecord]) -> None:
+    def _insert(self, conn: Any, batch: list[Record]) -> None:
         sql = (f"INSERT INTO promptguard_audit ({', '.join(_COLUMNS)}) "
                f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) ON CONFLICT (request_id) DO UPDATE SET "
                + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "request_id"))
@@ -421,7 +394,7 @@ class PostgresStore(Store):
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise StoreError(f"cannot read audit store {_redact(self.url)}: {e}") from None
+            raise StoreError(f"cannot read record store {_redact(self.url)}: {e}") from None
         return [_from_row(_COLUMNS, r) for r in rows]
 
 
@@ -433,7 +406,7 @@ class NullStore(Store):
     def start(self) -> "Store":
         return self
 
-    def put(self, rec: AuditRecord) -> None:
+    def put(self, rec: Record) -> None:
         pass
 
     def close(self, timeout: float = 30.0) -> None:
