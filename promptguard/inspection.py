@@ -142,12 +142,16 @@ class Inspector:
     worker thread (the thread hand-off costs more than a fast rule check)."""
 
     def __init__(self, guard: Guard, *, observe: Observer | None = None,
-                 inline_detectors: frozenset[str] | set[str] = frozenset(), inline_max_chars: int = 20_000):
+                 inline_detectors: frozenset[str] | set[str] = frozenset(), inline_max_chars: int = 20_000,
+                 raise_failures: bool = False):
         self.guard = guard
         self.policy = guard.policy
         self.observe = observe
+        # the scanner reports a file it could not check as an error instead of deciding it
+        self.raise_failures = raise_failures
+        detectors = getattr(guard, "detectors", [])
         self._inline_names = frozenset(inline_detectors)
-        self._inline = bool(guard.detectors) and all(d.name in self._inline_names for d in guard.detectors)
+        self._inline = bool(detectors) and all(d.name in self._inline_names for d in detectors)
         self.inline_max_chars = inline_max_chars
 
     @property
@@ -172,7 +176,7 @@ class Inspector:
             return Inspection(shape, value, stage, self.policy.decide([], errors=[why]), output=value,
                               unreadable=str(e), seconds=time.perf_counter() - t0)
         if not segments:
-            decision = Decision(action=Action.ALLOW, checks=[d.name for d in self.guard.detectors])
+            decision = Decision(action=Action.ALLOW, checks=[d.name for d in getattr(self.guard, "detectors", [])])
             return Inspection(shape, value, stage, decision, output=value, seconds=time.perf_counter() - t0)
         result = yield segments
         insp = Inspection(shape, value, stage, result.decision, segments, result, output=value)
@@ -244,6 +248,8 @@ class Inspector:
         return result
 
     def _failed(self, segments: Sequence[Segment], e: Exception) -> GuardResult:
+        if self.raise_failures:
+            raise e
         log.exception("inspection failed")
         return GuardResult(list(segments), self.policy.decide([], errors=[f"inspection failed: {type(e).__name__}: {e}"]))
 
