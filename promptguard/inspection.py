@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Protocol, Sequence, runtime_checkable
+from typing import Any, Awaitable, Callable, Generator, Protocol, Sequence, TypeVar, runtime_checkable
 
 from .findings import Finding
 from .guard import Guard, GuardResult
@@ -131,6 +131,50 @@ class Inspection:
 
 
 _Flow = Generator[Sequence[Segment], GuardResult, Inspection]
+T = TypeVar("T")
+
+
+# -- running a sans-I/O flow: a generator that yields what it needs and gets the answer --------
+
+
+def advance(flow: Generator[Any, Any, T], answer: tuple[Any, BaseException | None]) -> tuple[bool, Any]:
+    """Give a flow the answer to its last request (a value, or an error to raise there):
+    (True, its next request), or (False, what it returned)."""
+    value, error = answer
+    try:
+        return True, (flow.throw(error) if error is not None else flow.send(value))
+    except StopIteration as done:
+        return False, done.value
+
+
+def drive(flow: Generator[Any, Any, T], call: Callable[[Any], Any]) -> T:
+    """Run a flow to its end with a sync `call(request)` answering each request."""
+    answer: tuple[Any, BaseException | None] = (None, None)
+    while (nxt := advance(flow, answer))[0]:
+        answer = _outcome(call, nxt[1])
+    return nxt[1]
+
+
+async def adrive(flow: Generator[Any, Any, T], acall: Callable[[Any], Awaitable[Any]]) -> T:
+    """`drive`'s async twin: `await acall(request)` answers each request."""
+    answer: tuple[Any, BaseException | None] = (None, None)
+    while (nxt := advance(flow, answer))[0]:
+        answer = await _aoutcome(acall, nxt[1])
+    return nxt[1]
+
+
+def _outcome(call: Callable[[Any], Any], request: Any) -> tuple[Any, BaseException | None]:
+    try:
+        return call(request), None
+    except Exception as e:  # noqa: BLE001 - raised into the flow, which decides
+        return None, e
+
+
+async def _aoutcome(acall: Callable[[Any], Awaitable[Any]], request: Any) -> tuple[Any, BaseException | None]:
+    try:
+        return await acall(request), None
+    except Exception as e:  # noqa: BLE001 - raised into the flow, which decides
+        return None, e
 
 
 class Inspector:
@@ -209,22 +253,10 @@ class Inspector:
 
     # -- the drivers: sync and async -------------------------------------------------------
     def inspect(self, shape: Shape, value: Any, stage: str = INBOUND) -> Inspection:
-        flow = self._flow(shape, value, stage)
-        try:
-            segments = next(flow)
-            while True:
-                segments = flow.send(self._check(segments, stage))
-        except StopIteration as done:
-            return done.value
+        return drive(self._flow(shape, value, stage), lambda segments: self._check(segments, stage))
 
     async def ainspect(self, shape: Shape, value: Any, stage: str = INBOUND) -> Inspection:
-        flow = self._flow(shape, value, stage)
-        try:
-            segments = next(flow)
-            while True:
-                segments = flow.send(await self._acheck(segments, stage))
-        except StopIteration as done:
-            return done.value
+        return await adrive(self._flow(shape, value, stage), lambda segments: self._acheck(segments, stage))
 
     def _check(self, segments: Sequence[Segment], stage: str) -> GuardResult:
         t0 = time.perf_counter()
@@ -297,4 +329,4 @@ def audit_failed(answer: Inspection, error: BaseException, policy: Any) -> None:
     answer.refresh()
 
 
-__all__ += ["audit_summary", "fold_audit", "audit_failed", "INBOUND", "OUTBOUND"]
+__all__ += ["audit_summary", "fold_audit", "audit_failed", "INBOUND", "OUTBOUND", "drive", "adrive", "advance"]

@@ -12,6 +12,7 @@ outermost first:
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 import uuid
@@ -44,16 +45,27 @@ def next_request_id() -> str:
     return f"{_RID_PREFIX}{next(_rid_counter):012x}"
 
 
-class RequestContext:
-    """Request id and the decision header; routes set the decision in `scope["state"]`."""
+class _HTTPMiddleware:
+    """Passes everything but HTTP requests (lifespan) straight through."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None):
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        else:
+            await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContext(_HTTPMiddleware):
+    """Request id and the decision header; routes set the decision in `scope["state"]`."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = next_request_id()
         st = scope.setdefault("state", {})
         st["request_id"] = rid
@@ -70,15 +82,9 @@ class RequestContext:
         await self.app(scope, receive, send_with_headers)
 
 
-class RequestMetrics:
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestMetrics(_HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.metrics is not None
         path = scope.get("path", "")
         endpoint = path if path in KNOWN_ENDPOINTS else ("/v1/*" if path.startswith("/v1/") else "other")
         m = self.metrics
@@ -100,15 +106,9 @@ class RequestMetrics:
             m.request_seconds.labels(endpoint).observe(time.perf_counter() - t0)
 
 
-class Errors:
-    def __init__(self, app: ASGIApp, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class Errors(_HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.metrics is not None
         st = scope.setdefault("state", {})
         rid = st.get("request_id", "")
         problem = path_problem(scope.get("raw_path"), scope.get("path", ""))
@@ -139,8 +139,6 @@ class Errors:
 
 
 async def _respond(err: ProxyError, request_id: str, send: Send) -> None:
-    import json
-
     body = json.dumps(error_body(err, request_id)).encode()
     await send({"type": "http.response.start", "status": err.status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

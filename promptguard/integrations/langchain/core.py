@@ -340,6 +340,16 @@ class Core:
         self._annotate(response, prior + [ev])
         return ev if (self.check_outputs or ev.audit is not None) else None
 
+    def inspector_for(self, step: Inspect) -> Inspector:
+        return self.answer_inspector if step.answers else self.inspector
+
+    async def audit_later(self, step: Background) -> None:
+        """Run an after-the-fact audit and record what it found."""
+        try:
+            self.audited_later(step.event, await self.auditor.audit(*step.args))
+        except Exception:
+            log.exception("promptguard: background answer audit failed")
+
     def audited_later(self, ev: GuardEvent, report: Any) -> None:
         """An after-the-fact audit finished: record what it found (it cannot stop the run)."""
         insp = Inspection(GENERATIONS, None, OUTBOUND, Decision(action=Action.ALLOW, checks=[]),

@@ -26,7 +26,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from ...portal import run_sync, submit
-from .core import Audit, Background, Core, Flow, GuardEvent, Inspect
+from ...inspection import adrive, drive
+from .core import Audit, Core, Flow, GuardEvent, Inspect
 from .shapes import DOCUMENTS, TOOL_OUTPUT
 
 __all__ = ["PromptGuardCallbackHandler", "AsyncPromptGuardCallbackHandler"]
@@ -85,35 +86,15 @@ class PromptGuardCallbackHandler(_Switches, Core, BaseCallbackHandler):
     run_inline: bool = False
 
     def _drive(self, flow: Flow) -> GuardEvent | None:
-        """Run a flow with sync calls."""
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Inspect):
-                    inspector = self.answer_inspector if step.answers else self.inspector
-                    step = flow.send(inspector.inspect(step.shape, step.value, step.stage))
-                elif isinstance(step, Audit):
-                    try:
-                        report = run_sync(self.auditor.audit(*step.args))
-                    except Exception as e:  # noqa: BLE001 - the flow decides
-                        step = flow.throw(e)
-                    else:
-                        step = flow.send(report)
-                else:
-                    assert isinstance(step, Background)
-                    self._background(step)
-                    step = flow.send(None)
-        except StopIteration as done:
-            return done.value
+        return drive(flow, self._call)
 
-    def _background(self, step: Background) -> None:
-        async def work() -> None:
-            try:
-                self.audited_later(step.event, await self.auditor.audit(*step.args))
-            except Exception:
-                log.exception("promptguard: background answer audit failed")
-
-        submit(work())
+    def _call(self, step: Any) -> Any:
+        """Answer one request of a flow, synchronously."""
+        if isinstance(step, Inspect):
+            return self.inspector_for(step).inspect(step.shape, step.value, step.stage)
+        if isinstance(step, Audit):
+            return run_sync(self.auditor.audit(*step.args))
+        return submit(self.audit_later(step))
 
     def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kw: Any) -> None:
         self.finish(self._drive(self.chat_start_flow(serialized, messages, kw)))
@@ -157,37 +138,18 @@ class AsyncPromptGuardCallbackHandler(_Switches, Core, AsyncCallbackHandler):
     run_inline: bool = False
 
     async def _drive(self, flow: Flow) -> GuardEvent | None:
-        """Run a flow with awaits."""
-        try:
-            step = next(flow)
-            while True:
-                if isinstance(step, Inspect):
-                    inspector = self.answer_inspector if step.answers else self.inspector
-                    step = flow.send(await inspector.ainspect(step.shape, step.value, step.stage))
-                elif isinstance(step, Audit):
-                    try:
-                        report = await self.auditor.audit(*step.args)
-                    except Exception as e:  # noqa: BLE001 - the flow decides
-                        step = flow.throw(e)
-                    else:
-                        step = flow.send(report)
-                else:
-                    assert isinstance(step, Background)
-                    self._background(step)
-                    step = flow.send(None)
-        except StopIteration as done:
-            return done.value
+        return await adrive(flow, self._acall)
 
-    def _background(self, step: Background) -> None:
-        async def work() -> None:
-            try:
-                self.audited_later(step.event, await self.auditor.audit(*step.args))
-            except Exception:
-                log.exception("promptguard: background answer audit failed")
-
-        task = asyncio.get_running_loop().create_task(work())
+    async def _acall(self, step: Any) -> Any:
+        """Answer one request of a flow, awaiting it."""
+        if isinstance(step, Inspect):
+            return await self.inspector_for(step).ainspect(step.shape, step.value, step.stage)
+        if isinstance(step, Audit):
+            return await self.auditor.audit(*step.args)
+        task = asyncio.get_running_loop().create_task(self.audit_later(step))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return None
 
     @property
     def _tasks(self) -> set[asyncio.Task[Any]]:
