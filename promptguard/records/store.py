@@ -1,101 +1,76 @@
-"""The record store: one record per decision (see `promptguard.records.model`).
+"""The record store: one schema (`schema.py`, SQLAlchemy Core) written to SQLite or
+PostgreSQL through SQLAlchemy's async engine, evolved by Alembic migrations.
 
-SQLite (the default: one file, WAL mode, so several worker processes can share it)
-or PostgreSQL (a `postgresql://` URL, for several proxy replicas). Requests never
-wait on the database: `put()` queues the record and a background writer thread
-inserts batches. `close()` drains the queue before returning, so a clean shutdown
-loses nothing; a batch the database keeps refusing is written to a JSON-lines
-fallback file next to the store (or to the log), never dropped silently.
+SQLite (the default: one file, WAL mode, so several worker processes can share it) or
+PostgreSQL (a `postgresql://` URL, for several proxy replicas; `promptguard[postgres]`).
+Requests never wait on the database: `put()` queues the record and a writer thread
+inserts batches. The database I/O itself runs on the background loop of
+`promptguard.portal` (aiosqlite, psycopg's async mode). `close()` drains the queue
+before returning, so a clean shutdown loses nothing; a batch the database keeps
+refusing is written to a JSON-lines fallback file next to the store (or to the log),
+never dropped silently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import os
 import queue
-import sqlite3
 import threading
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ..portal import run_sync
 from .model import Record
+from .schema import records
 
-__all__ = ["Store", "SQLiteStore", "PostgresStore", "NullStore", "open_store", "StoreError"]
+__all__ = ["Store", "NullStore", "open_store", "reader", "StoreError"]
 
 log = logging.getLogger("promptguard.records")
+
+_COLUMNS = [f.name for f in fields(Record)]
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or queried."""
 
 
-_COLUMNS = [f.name for f in fields(Record)]
-_JSON_COLUMNS = {"findings", "errors", "changes", "checks"}
-
-_SQLITE_DDL = """
-CREATE TABLE IF NOT EXISTS promptguard_audit (
-  request_id TEXT PRIMARY KEY,
-  ts REAL NOT NULL,
-  endpoint TEXT NOT NULL,
-  decision TEXT NOT NULL,
-  stage TEXT NOT NULL,
-  status INTEGER NOT NULL,
-  client TEXT, api_key TEXT, model TEXT, stream INTEGER NOT NULL,
-  summary TEXT, findings TEXT, errors TEXT, changes TEXT, checks TEXT,
-  prompt_sha256 TEXT, answer_sha256 TEXT, prompt_text TEXT, answer_text TEXT,
-  latency_ms REAL, upstream_ms REAL, worker INTEGER
-);
-CREATE INDEX IF NOT EXISTS promptguard_audit_ts ON promptguard_audit (ts);
-CREATE INDEX IF NOT EXISTS promptguard_audit_decision ON promptguard_audit (decision, ts);
-"""
-
-_PG_DDL = """
-CREATE TABLE IF NOT EXISTS promptguard_audit (
-  request_id TEXT PRIMARY KEY,
-  ts DOUBLE PRECISION NOT NULL,
-  endpoint TEXT NOT NULL,
-  decision TEXT NOT NULL,
-  stage TEXT NOT NULL,
-  status INTEGER NOT NULL,
-  client TEXT, api_key TEXT, model TEXT, stream BOOLEAN NOT NULL,
-  summary TEXT, findings TEXT, errors TEXT, changes TEXT, checks TEXT,
-  prompt_sha256 TEXT, answer_sha256 TEXT, prompt_text TEXT, answer_text TEXT,
-  latency_ms DOUBLE PRECISION, upstream_ms DOUBLE PRECISION, worker INTEGER
-);
-CREATE INDEX IF NOT EXISTS promptguard_audit_ts ON promptguard_audit (ts);
-CREATE INDEX IF NOT EXISTS promptguard_audit_decision ON promptguard_audit (decision, ts);
-"""
+def _redact(url: str) -> str:
+    """A URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
 
 
-def _row(rec: Record) -> tuple[Any, ...]:
-    d = rec.to_dict()
-    return tuple(json.dumps(d[c], ensure_ascii=False) if c in _JSON_COLUMNS else d[c] for c in _COLUMNS)
+def _migrate(sync_conn: Any) -> None:
+    """Bring the store's schema to the newest revision (Alembic, on this connection)."""
+    from alembic import command
+    from alembic.config import Config
 
-
-def _from_row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-    d = dict(zip(names, row))
-    for c in _JSON_COLUMNS:
-        if isinstance(d.get(c), str):
-            try:
-                d[c] = json.loads(d[c])
-            except ValueError:
-                pass
-    if "stream" in d:
-        d["stream"] = bool(d["stream"])
-    return d
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
 
 
 class Store:
     """Queue records for a background writer; query them back."""
 
-    url: str = ""
     _STOP = object()
 
-    def __init__(self, batch_size: int = 256, retries: int = 5, fallback: Path | None = None,
-                 linger: float = 0.2):
+    def __init__(self, url: str, *, path: Path | None = None, batch_size: int = 256, retries: int = 5,
+                 fallback: Path | None = None, linger: float = 0.2):
+        self.url = url  # as the user gave it (`promptguard log` shows it)
+        self.path = path  # the SQLite file, when it is one
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_size = batch_size
         # after a first record, wait this long for more, so that one transaction writes many
@@ -110,10 +85,97 @@ class Store:
         self.written = 0
         self.failed = 0
         self._thread: threading.Thread | None = None
+        self._engine: AsyncEngine | None = None
+        self._migrated = False
+
+    # -- the database -------------------------------------------------------------
+    @property
+    def _async_url(self) -> str:
+        if self.path is not None:
+            return f"sqlite+aiosqlite:///{self.path}"
+        scheme, rest = self.url.split("://", 1)
+        return f"postgresql+psycopg://{rest}"
+
+    def _engine_here(self) -> AsyncEngine:
+        """The async engine (on the portal loop, where all of this store's I/O runs)."""
+        if self._engine is None:
+            if self.path is None:
+                try:
+                    import psycopg  # noqa: F401
+                except ImportError:  # pragma: no cover - depends on the install
+                    raise StoreError("PostgreSQL store needs psycopg: pip install 'promptguard[postgres]'") from None
+            engine = create_async_engine(self._async_url, pool_pre_ping=True)
+            if self.path is not None:
+                sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            self._engine = engine
+        return self._engine
+
+    async def _amigrate(self) -> None:
+        if self._migrated:
+            return
+        for attempt in range(3):  # two workers may create the table at once: the loser tries again
+            try:
+                async with self._engine_here().begin() as conn:
+                    await conn.run_sync(_migrate)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        self._migrated = True
+
+    async def _ainsert(self, batch: list[Record]) -> None:
+        await self._amigrate()
+        engine = self._engine_here()
+        rows = [{c: getattr(r, c) for c in _COLUMNS} for r in batch]
+        if engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        stmt = insert(records)
+        stmt = stmt.on_conflict_do_update(index_elements=["request_id"],
+                                          set_={c: stmt.excluded[c] for c in _COLUMNS if c != "request_id"})
+        async with engine.begin() as conn:
+            await conn.execute(stmt, rows)
+
+    async def aquery(self, *, limit: int | None = 100, decision: Iterable[str] | None = None,
+                     since: float | None = None, until: float | None = None, request_id: str | None = None,
+                     api_key: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
+        q = sa.select(records)
+        if decision:
+            q = q.where(records.c.decision.in_(list(decision)))
+        if since is not None:
+            q = q.where(records.c.ts >= since)
+        if until is not None:
+            q = q.where(records.c.ts < until)
+        if request_id:
+            q = q.where(records.c.request_id == request_id)
+        if api_key:
+            q = q.where(records.c.api_key == api_key)
+        q = q.order_by(records.c.ts.desc() if newest_first else records.c.ts.asc())
+        if limit is not None:
+            q = q.limit(int(limit))
+        await self._amigrate()
+        async with self._engine_here().connect() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return [{**row, "stream": bool(row["stream"])} for row in rows]
+
+    async def _adispose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> "Store":
-        self._init_schema()
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            run_sync(self._amigrate())
+            run_sync(self._adispose())  # the writer opens its own connections
+        except StoreError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise StoreError(f"cannot open record store {_redact(self.url)}: {e}") from None
         self._thread = threading.Thread(target=self._run, name="promptguard-store", daemon=True)
         self._thread.start()
         return self
@@ -123,7 +185,7 @@ class Store:
         with self._lock:
             if self._closed:
                 # after shutdown: write synchronously rather than lose it
-                self._write_or_fallback([rec])
+                self._write_batch([rec])
                 return
             self._pending += 1
         self._queue.put(rec)
@@ -153,11 +215,30 @@ class Store:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("record store writer did not finish in %.0fs; %d records pending", timeout, self._pending)
-        self._close_reader()
+        try:
+            run_sync(self._adispose())
+        except Exception:  # noqa: BLE001 - closing; nothing left to lose
+            log.debug("closing the record store's engine failed", exc_info=True)
+
+    def query(self, *, limit: int | None = 100, decision: Iterable[str] | None = None,
+              since: float | None = None, until: float | None = None, request_id: str | None = None,
+              api_key: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
+        """Records, newest first (sync callers; `aquery` for async ones)."""
+        if self.path is not None and not self.path.exists():
+            raise StoreError(f"no record store at {self.path}")
+        try:
+            return run_sync(self.aquery(limit=limit, decision=decision, since=since, until=until,
+                                        request_id=request_id, api_key=api_key, newest_first=newest_first))
+        except StoreError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise StoreError(f"cannot read record store {_redact(self.url)}: {e}") from None
+
+    def count(self) -> int:
+        return len(self.query(limit=None))
 
     # -- the writer thread ----------------------------------------------------------
     def _run(self) -> None:
-        conn = None
         stop = False
         while not stop:
             item = self._queue.get()
@@ -178,42 +259,24 @@ class Store:
                 else:
                     batch.append(item)
             if batch:
-                conn = self._write_batch(conn, batch)
+                self._write_batch(batch)
                 with self._idle:
                     self._pending -= len(batch)
                     self._idle.notify_all()
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
 
-    def _write_batch(self, conn: Any, batch: list[Record]) -> Any:
+    def _write_batch(self, batch: list[Record]) -> None:
         delay = 0.05
         for attempt in range(self._retries + 1):
             try:
-                if conn is None:
-                    conn = self._connect()
-                self._insert(conn, batch)
+                run_sync(self._ainsert(batch))
                 self.written += len(batch)
-                return conn
+                return
             except Exception as e:  # noqa: BLE001 - retried, then failed over
                 log.warning("record store write failed (attempt %d): %s", attempt + 1, e)
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
-                conn = None
+                run_sync(self._adispose())  # a fresh connection next time
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._fail_over(batch)
-        return None
-
-    def _write_or_fallback(self, batch: list[Record]) -> None:
-        conn = self._write_batch(None, batch)
-        if conn is not None:
-            conn.close()
 
     def _fail_over(self, batch: list[Record]) -> None:
         self.failed += len(batch)
@@ -229,179 +292,20 @@ class Store:
         for line in lines.splitlines():
             log.error("record store unavailable; record: %s", line)
 
-    # -- backend hooks ---------------------------------------------------------------
-    def _init_schema(self) -> None:
-        raise NotImplementedError
 
-    def _connect(self) -> Any:
-        raise NotImplementedError
-
-    def _insert(self, conn: Any, batch: list[Record]) -> None:
-        raise NotImplementedError
-
-    def _close_reader(self) -> None:
-        pass
-
-    def query(
-        self,
-        *,
-        limit: int | None = 100,
-        decision: Iterable[str] | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        request_id: str | None = None,
-        api_key: str | None = None,
-        newest_first: bool = True,
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def count(self) -> int:
-        return len(self.query(limit=None))
-
-
-def _where(ph: str, decision: Iterable[str] | None, since: float | None, until: float | None,
-           request_id: str | None, api_key: str | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    if decision:
-        ds = list(decision)
-        clauses.append(f"decision IN ({', '.join([ph] * len(ds))})")
-        args.extend(ds)
-    if since is not None:
-        clauses.append(f"ts >= {ph}")
-        args.append(since)
-    if until is not None:
-        clauses.append(f"ts < {ph}")
-        args.append(until)
-    if request_id:
-        clauses.append(f"request_id = {ph}")
-        args.append(request_id)
-    if api_key:
-        clauses.append(f"api_key = {ph}")
-        args.append(api_key)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
-
-class SQLiteStore(Store):
-    def __init__(self, path: str | Path, **kw: Any):
-        self.path = Path(path)
-        self.url = f"sqlite:///{self.path}"
-        kw.setdefault("fallback", self.path.with_name(self.path.name + ".failed.jsonl"))
-        super().__init__(**kw)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    def _init_schema(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._connect()
-            try:
-                conn.executescript(_SQLITE_DDL)
-                have = {r[1] for r in conn.execute("PRAGMA table_info(promptguard_audit)")}
-                for c in _COLUMNS:  # a store written by an older version gains the new columns
-                    if c not in have:
-                        conn.execute(f"ALTER TABLE promptguard_audit ADD COLUMN {c} TEXT")
-            finally:
-                conn.close()
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open record store {self.path}: {e}") from None
-
-    def _insert(self, conn: sqlite3.Connection, batch: list[Record]) -> None:
-        sql = (f"INSERT OR REPLACE INTO promptguard_audit ({', '.join(_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(_COLUMNS))})")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(sql, [_row(r) for r in batch])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def query(self, *, limit: int | None = 100, decision: Iterable[str] | None = None,
-              since: float | None = None, until: float | None = None, request_id: str | None = None,
-              api_key: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            raise StoreError(f"no record store at {self.path}")
-        where, args = _where("?", decision, since, until, request_id, api_key)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM promptguard_audit{where} ORDER BY ts {'DESC' if newest_first else 'ASC'}"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        try:
-            conn = sqlite3.connect(self.path, timeout=30.0)
-            try:
-                rows = conn.execute(sql, args).fetchall()
-            finally:
-                conn.close()
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot read record store {self.path}: {e}") from None
-        return [_from_row(_COLUMNS, r) for r in rows]
-
-
-class PostgresStore(Store):
-    def __init__(self, url: str, **kw: Any):
-        self.url = url
-        super().__init__(**kw)
-
-    def _connect(self) -> Any:
-        try:
-            import psycopg
-        except ImportError:  # pragma: no cover - depends on the install
-            raise StoreError("PostgreSQL store needs psycopg: pip install 'promptguard[postgres]'") from None
-        return psycopg.connect(self.url, connect_timeout=10)
-
-    def _init_schema(self) -> None:
-        try:
-            conn = self._connect()
-            try:
-                with conn.transaction():
-                    for stmt in filter(None, (s.strip() for s in _PG_DDL.split(";"))):
-                        conn.execute(stmt)
-                    for c in _COLUMNS:
-                        conn.execute(f"ALTER TABLE promptguard_audit ADD COLUMN IF NOT EXISTS {c} TEXT")
-            finally:
-                conn.close()
-        except StoreError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise StoreError(f"cannot open record store {_redact(self.url)}: {e}") from None
-
-    def _insert(self, conn: Any, batch: list[Record]) -> None:
-        sql = (f"INSERT INTO promptguard_audit ({', '.join(_COLUMNS)}) "
-               f"VALUES ({', '.join(['%s'] * len(_COLUMNS))}) ON CONFLICT (request_id) DO UPDATE SET "
-               + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "request_id"))
-        with conn.transaction():
-            with conn.cursor() as cur:
-                cur.executemany(sql, [_row(r) for r in batch])
-
-    def query(self, *, limit: int | None = 100, decision: Iterable[str] | None = None,
-              since: float | None = None, until: float | None = None, request_id: str | None = None,
-              api_key: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
-        where, args = _where("%s", decision, since, until, request_id, api_key)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM promptguard_audit{where} ORDER BY ts {'DESC' if newest_first else 'ASC'}"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        try:
-            conn = self._connect()
-            try:
-                rows = conn.execute(sql, args).fetchall()
-            finally:
-                conn.close()
-        except StoreError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise StoreError(f"cannot read record store {_redact(self.url)}: {e}") from None
-        return [_from_row(_COLUMNS, r) for r in rows]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
 
 
 class NullStore(Store):
     """`store: none`: records are only logged."""
 
-    url = "none"
+    def __init__(self) -> None:
+        super().__init__("none")
 
     def start(self) -> "Store":
         return self
@@ -416,35 +320,37 @@ class NullStore(Store):
         return []
 
 
-def _redact(url: str) -> str:
-    """A URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        user = cred.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
-
-
 def open_store(url: str, *, start: bool = True) -> Store:
     """`path`, `sqlite:///path`, `postgresql://…` (or `postgres://…`), or `none`."""
     u = url.strip()
     if u.lower() in ("none", "off", ""):
         return NullStore()
     if u.startswith(("postgresql://", "postgres://")):
-        st: Store = PostgresStore(u)
+        st = Store(u)
     elif u.startswith("sqlite:///"):
-        st = SQLiteStore(u[len("sqlite:///"):] or "audit.sqlite")
+        path = Path(u[len("sqlite:///"):] or "records.sqlite")
+        st = Store(u, path=path, fallback=path.with_name(path.name + ".failed.jsonl"))
     elif "://" in u:
         raise StoreError(f"unsupported store URL {_redact(u)!r}: use a path, sqlite:///path or postgresql://…")
     else:
-        st = SQLiteStore(u)
+        path = Path(u)
+        st = Store(f"sqlite:///{path}", path=path, fallback=path.with_name(path.name + ".failed.jsonl"))
     return st.start() if start else st
 
 
 def reader(url: str) -> Store:
-    """A store for querying only (no writer thread, schema untouched)."""
+    """A store for querying only (no writer thread; an old store's schema is upgraded
+    on first read)."""
     return open_store(url, start=False)
 
 
-__all__ += ["reader"]
+class SQLiteStore(Store):
+    """A SQLite record store at `path` (what `open_store` gives for a path)."""
+
+    def __init__(self, path: str | Path, **kw: Any):
+        p = Path(path)
+        kw.setdefault("fallback", p.with_name(p.name + ".failed.jsonl"))
+        super().__init__(f"sqlite:///{p}", path=p, **kw)
+
+
+__all__ += ["SQLiteStore"]

@@ -377,7 +377,7 @@ def test_records_survive_shutdown(proxy_factory, fake_upstream, policies, tmp_pa
     app.state.pg.store.close()
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    rows = conn.execute("SELECT prompt_text, answer_text FROM promptguard_audit").fetchall()
+    rows = conn.execute("SELECT prompt_text, answer_text FROM promptguard_records").fetchall()
     assert len(rows) == 60
     assert ("[user] q7", "q7") in rows
 
