@@ -136,11 +136,16 @@ class ProxySection(BaseModel):
 
     # Which detectors check the model's answers, in every face that checks answers (the
     # proxy and the LangChain handler): `["*"]` for all of the policy's; unset, the
-    # face's setting (default: rules, the only shipped detector written for answers).
+    # face's setting (default: `DEFAULT_ANSWER_DETECTORS`).
     answer_detectors: list[str] | None = None
 
 
-def answer_detector_names(policy: "Policy", default: Sequence[str] = ("rules",)) -> list[str]:
+# What checks answers when neither the policy nor the face says: the detectors written for
+# answers (rules with `kinds: [answer]`, and the exfiltration check).
+DEFAULT_ANSWER_DETECTORS = ("rules", "exfiltration")
+
+
+def answer_detector_names(policy: "Policy", default: Sequence[str] = DEFAULT_ANSWER_DETECTORS) -> list[str]:
     """The detectors that check answers under `policy` (see `ProxySection`)."""
     names = policy.proxy.answer_detectors
     return list(default if names is None else names)
@@ -273,4 +278,5 @@ def policy_from_text(text: str, base_dir: Path | None = None, name: str = "<stri
     return policy
 
 
-__all__ += ["policy_from_text", "DetectorConfig", "ProxySection", "answer_detector_names", "FACE_FINDINGS"]
+__all__ += ["policy_from_text", "DetectorConfig", "ProxySection", "answer_detector_names", "FACE_FINDINGS",
+            "DEFAULT_ANSWER_DETECTORS"]

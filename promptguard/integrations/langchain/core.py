@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from ...findings import Finding
 from ...guard import Guard, GuardResult, load_guard
 from ...inspection import INBOUND, OUTBOUND, Inspection, Inspector, Shape, audit_failed, fold_audit
-from ...policy import Action, Decision, Policy, answer_detector_names
+from ...policy import DEFAULT_ANSWER_DETECTORS, Action, Decision, Policy, answer_detector_names
 from ...records import BLOCKED_STATUS, Record
 from ...segments import Segment
 from .shapes import GENERATIONS, MESSAGE_BATCH, MESSAGES, PROMPTS, generation_texts
@@ -212,7 +212,7 @@ class Core:
         self.inspector = Inspector(self.guard)
         # answers are checked by the policy's answer detectors, as in the proxy
         self.answer_inspector = self.inspector.restricted(
-            answer_detector_names(self.policy, answer_detectors or ("rules",)))
+            answer_detector_names(self.policy, answer_detectors or DEFAULT_ANSWER_DETECTORS))
         self.check_prompts = check_prompts
         self.check_documents = check_documents
         self.check_tools = check_tools
