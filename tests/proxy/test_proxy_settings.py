@@ -10,6 +10,7 @@ from promptguard.yamlutil import YamlError
 
 # -- settings ------------------------------------------------------------------------------------------------
 def test_settings_file_env_and_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROMPTGUARD_STORE", raising=False)  # tests/conftest.py sets it for every test
     cfg = tmp_path / "proxy.yaml"
     cfg.write_text("upstream: http://10.0.0.1:8000/v1/\nport: 9000\nworkers: 2\npolicy: pol.yaml\n"
                    "store: audit/a.sqlite\napi_keys:\n  - {name: a, key: k1, policy: strict.yaml}\n")
