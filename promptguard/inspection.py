@@ -85,6 +85,7 @@ class Inspection:
     unreadable: str | None = None  # why the value could not be read
     seconds: float = 0.0
     _findings_json: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _by_key: dict[tuple[Any, int, int], Segment] | None = field(default=None, init=False, repr=False)
 
     @property
     def action(self) -> Action:
@@ -110,14 +111,19 @@ class Inspection:
 
     def segment_for(self, f: Finding) -> Segment | None:
         """The segment a finding is about."""
-        return {(s.kind, s.index, s.prompt): s for s in self.segments}.get((f.segment_kind, f.segment_index, f.prompt))
+        return self._segments_by_key().get((f.segment_kind, f.segment_index, f.prompt))
+
+    def _segments_by_key(self) -> dict[tuple[Any, int, int], Segment]:
+        if self._by_key is None:
+            self._by_key = {(s.kind, s.index, s.prompt): s for s in self.segments}
+        return self._by_key
 
     def findings_json(self) -> list[dict[str, Any]]:
         """Every finding, those the decision rests on first (most severe first), then the
         ones below their flag threshold (action `allow`), each as `finding_json`."""
         if self._findings_json is None:
             d = self.decision
-            by_key = {(s.kind, s.index, s.prompt): s for s in self.segments}
+            by_key = self._segments_by_key()
             acted = {id(f): a for f, a in zip(d.reasons, d.actions)}
             ordered = list(zip(d.reasons, d.actions)) + [(f, Action.ALLOW) for f in d.findings if id(f) not in acted]
             self._findings_json = [
