@@ -52,10 +52,21 @@ class GuardEvent:
     result: GuardResult | None = None
     elapsed_ms: float = 0.0
     ts: float = field(default_factory=time.time)
-    text: str = ""  # what was checked, as records hash it (kept only in memory)
     audit: dict[str, Any] | None = None
     enforced: bool = True  # False when a block could not stop the run (see the async handler)
     inspection: Inspection | None = None
+    _text: str | None = field(default=None, repr=False)
+
+    @property
+    def text(self) -> str:
+        """What was checked, as records hash it (kept only in memory; made when asked)."""
+        if self._text is None:
+            self._text = self.inspection.text if self.inspection is not None else ""
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = value
 
     @property
     def findings(self) -> list[Finding]:
@@ -269,7 +280,7 @@ class Core:
             event=name, decision=insp.decision, action=action, run_id=kw.get("run_id"),
             parent_run_id=kw.get("parent_run_id"), name=who, tags=list(kw.get("tags") or []),
             metadata=dict(kw.get("metadata") or {}), segments=insp.segments, result=insp.result,
-            elapsed_ms=insp.seconds * 1000.0, text=insp.text, inspection=insp)
+            elapsed_ms=insp.seconds * 1000.0, inspection=insp)
 
     # -- the flows ------------------------------------------------------------------------
     def check_flow(self, name: str, shape: Shape, value: Any, kw: dict[str, Any], who: str = "",
@@ -279,35 +290,42 @@ class Core:
         return self.event(name, insp, kw, who, in_callback)
 
     def prompt_flow(self, name: str, shape: Shape, value: Any, kw: dict[str, Any], model: str,
-                    body: dict[str, Any], keep_blocked: bool = False) -> Flow:
-        """A model starts: check its prompt, and keep what its end needs."""
+                    body: Callable[[], dict[str, Any]], keep_blocked: bool = False) -> Flow:
+        """A model starts: check its prompt, and keep what its end needs (the request
+        `body` is made only for the answer audit)."""
         if not self.check_prompts:
-            try:
-                self._remember(kw, _RunState(shape.read(value), [], body, model, list(kw.get("tags") or []),
-                                             dict(kw.get("metadata") or {})))
-            except Exception:  # only needed for the answer audit
+            try:  # the segments and the body are only needed for the answer audit
+                audited = self.auditor is not None
+                self._remember(kw, _RunState(shape.read(value) if audited else [], [], body() if audited else {},
+                                             model, list(kw.get("tags") or []), dict(kw.get("metadata") or {})))
+            except Exception:
                 log.debug("promptguard: cannot keep the prompt for the audit", exc_info=True)
             return None
         insp = yield Inspect(shape, value)
         ev = self.event(name, insp, kw, model)
         if not ev.blocked or keep_blocked:
-            self._remember(kw, _RunState(ev.segments, list(ev.findings), body, model, ev.tags, ev.metadata))
+            self._remember(kw, _RunState(ev.segments, list(ev.findings), body() if self.auditor is not None else {},
+                                         model, ev.tags, ev.metadata))
         return ev
 
     def chat_start_flow(self, serialized: Any, messages: Any, kw: dict[str, Any], keep_blocked: bool = False) -> Flow:
         model = _model_name(serialized, kw)
-        try:
-            first = MESSAGES.openai(messages[0]) if messages else []
-        except Exception:  # noqa: BLE001 - the inspection reports what cannot be read
-            first = []
-        return (yield from self.prompt_flow("chat_model_start", MESSAGE_BATCH, messages, kw, model,
-                                            _body(kw, model, messages=first), keep_blocked))
+
+        def body() -> dict[str, Any]:
+            try:
+                first = MESSAGES.openai(messages[0]) if messages else []
+            except Exception:  # noqa: BLE001 - the inspection reports what cannot be read
+                first = []
+            return _body(kw, model, messages=first)
+
+        return (yield from self.prompt_flow("chat_model_start", MESSAGE_BATCH, messages, kw, model, body,
+                                            keep_blocked))
 
     def llm_start_flow(self, serialized: Any, prompts: Any, kw: dict[str, Any], keep_blocked: bool = False) -> Flow:
         model = _model_name(serialized, kw)
         prompt = prompts[0] if isinstance(prompts, list) and len(prompts) == 1 else prompts
         return (yield from self.prompt_flow("llm_start", PROMPTS, prompts, kw, model,
-                                            _body(kw, model, prompt=prompt), keep_blocked))
+                                            lambda: _body(kw, model, prompt=prompt), keep_blocked))
 
     def answer_flow(self, response: LLMResult, kw: dict[str, Any]) -> Flow:
         """A model ended: check its answer, [audit it], annotate the result."""
