@@ -300,8 +300,9 @@ def lc_content(content: Any) -> str | list[dict[str, Any]]:
 
 def _role(mtype: Any, chat_role: Any) -> str | None:
     """The OpenAI role of a LangChain message type (`chat` messages carry their own)."""
-    mtype = str(mtype or "").lower()
-    return ROLES.get(str(chat_role or "").lower()) if mtype == "chat" else ROLES.get(mtype)
+    if mtype == "chat":
+        return ROLES.get(str(chat_role or "").lower())
+    return ROLES.get(mtype) or ROLES.get(str(mtype or "").lower())
 
 
 def langchain_messages_to_openai(messages: Sequence[Any]) -> list[dict[str, Any]]:
@@ -311,20 +312,23 @@ def langchain_messages_to_openai(messages: Sequence[Any]) -> list[dict[str, Any]
     guessed. (`langchain_core` is not imported: messages are read by their fields.)"""
     out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
-        if isinstance(m, dict) and "role" in m:
-            out.append(m)
-            continue
         if isinstance(m, dict):
+            if "role" in m:
+                out.append(m)
+                continue
             data = m.get("data") if isinstance(m.get("data"), dict) else m
-            mtype, fields = m.get("type"), data.get
+            mtype, role_field, content, name, call_id = (m.get("type"), data.get("role"), data.get("content"),
+                                                         data.get("name"), data.get("tool_call_id"))
         else:
-            mtype, fields = getattr(m, "type", None), lambda k, _m=m: getattr(_m, k, None)
-        role = _role(mtype, fields("role"))
+            mtype, content = getattr(m, "type", None), getattr(m, "content", None)
+            role_field = getattr(m, "role", None) if mtype == "chat" else None
+            name, call_id = getattr(m, "name", None), getattr(m, "tool_call_id", None)
+        role = _role(mtype, role_field)
         if role is None:
             raise ParseError(f"message {i}: unknown LangChain message type {mtype!r} ({type(m).__name__}, no known role)")
-        msg: dict[str, Any] = {"role": role, "content": lc_content(fields("content"))}
+        msg: dict[str, Any] = {"role": role, "content": lc_content(content)}
         if role in ("tool", "function"):
-            msg["name"] = fields("name") or fields("tool_call_id") or role
+            msg["name"] = name or call_id or role
         out.append(msg)
     return out
 
