@@ -2,7 +2,11 @@
 
 Each file goes through the same inspection step as a proxied request or a LangChain
 prompt (`promptguard.inspection`), so its findings JSON is theirs, with the `line` of
-each finding added; `FileResult.to_record()` is the record the other faces write."""
+each finding added; `FileResult.to_record()` is the record the other faces write.
+
+The scan runs under the policy's `scanner` trust setting (`Policy.trusted_kinds`):
+by default nothing in a prompt library is trusted, its system prompts included, since
+vetting someone else's text is what the scan is for."""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from .inspection import Inspection, Inspector
 from .parsing.files import DEFAULT_MAX_BYTES, PROMPT_FILE, ParsedFile, iter_prompt_files, parse_file
 from .records import BLOCKED_STATUS, Record
 
-__all__ = ["FileResult", "ScanReport", "scan_paths", "scan_file", "check_file", "auto_workers", "VERDICT_RANK"]
+__all__ = ["FileResult", "ScanReport", "scan_paths", "scan_file", "check_file", "auto_workers", "VERDICT_RANK",
+           "scanner_guard"]
 
 VERDICT_RANK = {"allow": 0, "flag": 1, "sanitize": 2, "block": 3, "error": -1}
 
@@ -104,10 +109,10 @@ def check_file(guard: Guard | Inspector, parsed: ParsedFile) -> FileResult:
     `action` its own score earned under the policy) plus its `line`."""
     if parsed.error is not None:
         return FileResult(parsed.path, "error", error=parsed.error, warnings=parsed.warnings)
-    inspector = guard if isinstance(guard, Inspector) else Inspector(guard, raise_failures=True)
+    inspector = guard if isinstance(guard, Inspector) else Inspector(scanner_guard(guard), raise_failures=True)
     insp = inspector.inspect(PROMPT_FILE, parsed)
     segments = []
-    for s in parsed.segments:
+    for s in (insp.result.segments if insp.result is not None else parsed.segments):
         d = s.to_dict()
         d["line"] = parsed.line_of(s)
         segments.append(d)
@@ -125,6 +130,13 @@ def check_file(guard: Guard | Inspector, parsed: ParsedFile) -> FileResult:
         checks=insp.decision.checks,
         inspection=insp,
     )
+
+
+def scanner_guard(guard: Guard) -> Guard:
+    """`guard` (the same detectors) under the policy's trust setting for the scanner
+    (an object that only looks like a Guard is used as it is)."""
+    for_face = getattr(guard, "for_face", None)
+    return for_face("scanner") if for_face is not None else guard
 
 
 def _ordered(insp: Inspection) -> list[Any]:
@@ -195,6 +207,7 @@ def scan_paths(
     """
     global _worker_guard, _worker_max_bytes
     t0 = time.perf_counter()
+    guard = scanner_guard(guard)
     todo = list(files if files is not None else iter_prompt_files(list(paths)))
     n = auto_workers(len(todo)) if workers is None else max(1, workers)
     if n > 1 and (len(todo) < 2 * n or not _can_fork()):
