@@ -2,7 +2,7 @@
 
 A rule file looks like::
 
-    version: "2026.11.0"
+    version: "2026.12.0"
     name: default
     rules:
       - id: PG-OVR-001
@@ -537,6 +537,16 @@ def normalize(text: str) -> tuple[str, list[int] | None]:
 # -- the model -----------------------------------------------------------------
 
 
+def _compiled_ok(patterns: list[str], what: str) -> list[str]:
+    """`patterns` as they are, when every one compiles (a bad one fails at load time)."""
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ValueError(f"{what} {p!r} does not compile: {e}") from None
+    return patterns
+
+
 class RuleTests(BaseModel):
     model_config = ConfigDict(extra="forbid")
     positive: list[str] = Field(default_factory=list)
@@ -568,12 +578,7 @@ class Rule(BaseModel):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"pattern {p!r} does not compile: {e}") from None
-        return v
+        return _compiled_ok(v, "pattern")
 
     @field_validator("check")
     @classmethod
@@ -619,12 +624,7 @@ class Mentions(BaseModel):
     @field_validator("before")
     @classmethod
     def _compiles(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"mentions pattern {p!r} does not compile: {e}") from None
-        return v
+        return _compiled_ok(v, "mentions pattern")
 
     def compile(self) -> "_Mentions | None":
         if not self.before:
