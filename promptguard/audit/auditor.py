@@ -571,9 +571,10 @@ def _outcome(same: Same | None) -> Outcome:
 
 def matched_spans(ctx: AuditContext, cand: Candidate, *, max_spans: int = 3) -> tuple[tuple[int, int, int], ...]:
     """Text of `cand`'s query to delete as its matched control: spans the problem does not
-    need (other candidates, then ordinary phrases such as "at the market"), none touching
-    `cand`, together about as long as it (the closest lengths first)."""
-    from .phrases import phrase_spans
+    need (other candidates and ordinary phrases such as "at the market"; failing those, a
+    clause of the query that holds nothing the problem needs), none touching `cand`, together
+    about as long as it (the closest lengths first)."""
+    from .phrases import needed_terms, phrase_spans, plain_clauses
 
     q = ctx.query(cand.query_index)
     if q is None:
@@ -581,6 +582,13 @@ def matched_spans(ctx: AuditContext, cand: Candidate, *, max_spans: int = 3) -> 
     pool: list[tuple[int, int]] = [(c.start, c.end) for c in ctx.candidates
                                    if c.query_index == cand.query_index and c != cand]
     pool += [(p.start, p.end) for p in phrase_spans(q.text, ctx.answer)]
+    chosen = _fill(pool, cand)
+    if not chosen:
+        chosen = _fill(plain_clauses(q.text, needed_terms(q.text, ctx.answer)), cand, max_spans=1)
+    return tuple((q.index, s, e) for s, e in sorted(chosen))
+
+
+def _fill(pool: list[tuple[int, int]], cand: Candidate, max_spans: int = 3) -> list[tuple[int, int]]:
     want = cand.end - cand.start
     chosen: list[tuple[int, int]] = []
     total = 0
@@ -593,4 +601,4 @@ def matched_spans(ctx: AuditContext, cand: Candidate, *, max_spans: int = 3) -> 
         total += e - s
         if total >= 0.8 * want or len(chosen) >= max_spans:
             break
-    return tuple((q.index, s, e) for s, e in sorted(chosen))
+    return chosen

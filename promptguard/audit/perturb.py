@@ -120,6 +120,8 @@ def _span_with_space(text: str, start: int, end: int) -> tuple[int, int]:
     before = text[:start].rstrip(" \t")
     if (not before or before[-1] in ".!?:\n") and text[end:end + 2] == ", ":
         return start, end + 2
+    if before and before[-1] in ".!?;" and end < len(text) and text[end] in ".;":
+        end += 1  # a whole sentence: take its period too ("it. My family loved it." -> "it.")
     if start > 0 and text[start - 1] in " \t":
         return start - 1, end
     if end < len(text) and text[end] in " \t":

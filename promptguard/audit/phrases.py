@@ -222,11 +222,10 @@ def needed_terms(text: str, answer: str | None = None) -> Needed:
     answer_numbers = {_num(m.group(0)) for m in WORD.finditer(answer or "") if _NUMBER.match(m.group(0))}
     # numbers: those the answer's reasoning uses; without numbers in the answer, every
     # standalone number of the problem statement (outside asides) is needed
+    # (an answer that shows no working, "The answer is 27.", says nothing about which are used)
     stand = [(t, s, e) for t, s, e in toks if _NUMBER.match(t)]
-    if answer_numbers:
-        need.numbers = {_num(t) for t, _, _ in stand if _num(t) in answer_numbers}
-    else:
-        need.numbers = {_num(t) for t, s, _ in stand if not _in_aside(text, s)}
+    used = {_num(t) for t, _, _ in stand if _num(t) in answer_numbers}
+    need.numbers = used or {_num(t) for t, s, _ in stand if not _in_aside(text, s)}
     # names: title-case words (not codes) that recur, act as a subject, or that the answer uses
     counts: dict[str, int] = {}
     for t, _, _ in toks:
@@ -443,6 +442,26 @@ def _score(text: str, s: int, e: int, kind: str, bits_of: Surprisal, mean_bits: 
     return Phrase(s, e, text[s:e], kind, round(max(0.0, min(1.0, odd)), 4), tuple(f.items()))
 
 
+def plain_clauses(text: str, need: Needed) -> list[tuple[int, int]]:
+    """Clauses of `text` (split at sentence ends, commas, semicolons) of two words or more
+    that hold nothing the problem needs (no needed number, not the question, not an
+    instruction): the matched control's fallback when no phrase is left to delete."""
+    out = []
+    for ss, se in _sentences(text):
+        start = ss
+        for m in list(re.finditer(r"[,;:]\s*|$", text[ss:se])):
+            s, e = _trim(text, start, ss + m.start())
+            start = ss + m.end()
+            if e - s < 3 or len(WORD.findall(text[s:e])) < 2:
+                continue
+            if any(s < b and a < e for a, b in need.spans):
+                continue
+            if any(_NUMBER.match(t.group(0)) and _num(t.group(0)) in need.numbers for t in WORD.finditer(text, s, e)):
+                continue
+            out.append((s, e))
+    return out
+
+
 def non_overlapping(phrases: Iterable[Phrase], limit: int | None = None,
                     taken: Sequence[tuple[int, int]] = ()) -> list[Phrase]:
     """Best first, skipping spans that overlap one already chosen (or `taken`)."""
@@ -458,4 +477,4 @@ def non_overlapping(phrases: Iterable[Phrase], limit: int | None = None,
     return out
 
 
-__all__ += ["Needed", "non_overlapping", "OPENERS", "STOPWORDS", "INSTRUCTION"]
+__all__ += ["Needed", "non_overlapping", "plain_clauses", "OPENERS", "STOPWORDS", "INSTRUCTION"]
