@@ -41,7 +41,7 @@ from promptguard.parsing import segments_from_request  # noqa: E402
 OUT = bl.OUT / "audit_victim.json"
 
 
-async def run_victim(victim: bl.Victim, args, rows: list[dict]) -> None:
+async def run_victim(victim: bl.Victim, args, rows: list[dict], out: Path = OUT) -> None:
     import torch
 
     from promptguard.backends import transformers_local as tl
@@ -86,7 +86,7 @@ async def run_victim(victim: bl.Victim, args, rows: list[dict]) -> None:
         if args.verbose:
             print(f"  {r['cond']:9} {str(r['position']):7} fired={fired!s:5} {rep.status:12} calls={rep.extra_calls} "
                   f"gate={'Y' if reason else '-'} found={rep.trigger!r} | {rep.reason[:90]}", flush=True)
-        OUT.with_suffix(".partial.json").write_text(json.dumps(rows))
+        out.with_suffix(".partial.json").write_text(json.dumps(rows))
     tl._MODELS.clear()  # one victim in memory at a time
 
 
@@ -183,11 +183,13 @@ def main() -> None:
     ap.add_argument("--max-calls", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--from-json", action="store_true", help="re-print the tables of the last run")
+    ap.add_argument("--out", type=Path, default=OUT, help="where to write the rows and summary")
+    ap.add_argument("--from-json", nargs="+", type=Path, metavar="JSON",
+                    help="re-print the tables of earlier runs (several files are merged)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.from_json:
-        summarise(json.loads(OUT.read_text())["rows"])
+        summarise([r for f in args.from_json for r in json.loads(f.read_text())["rows"]])
         return
     t0 = time.time()
     rows: list[dict] = []
@@ -195,10 +197,11 @@ def main() -> None:
     for name in args.victims.split(","):
         if name not in bl.VICTIMS:
             sys.exit(f"unknown victim {name!r}")
-        asyncio.run(run_victim(bl.VICTIMS[name], args, rows))
-    out = {"config": vars(args), "rows": rows, "summary": summarise(rows), "wall_s": time.time() - t0}
-    OUT.write_text(json.dumps(out, indent=1))
-    print(f"wall {out['wall_s']:.0f}s (CPU shared with other jobs: timings are pessimistic); wrote {OUT}")
+        asyncio.run(run_victim(bl.VICTIMS[name], args, rows, args.out))
+    out = {"config": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "summary": summarise(rows),
+           "wall_s": time.time() - t0}
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wall {out['wall_s']:.0f}s (CPU shared with other jobs: timings are pessimistic); wrote {args.out}")
 
 
 if __name__ == "__main__":

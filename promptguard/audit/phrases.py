@@ -356,6 +356,11 @@ def _raw_spans(text: str) -> list[tuple[int, int, str]]:
                 continue
             s, e = _trim(text, ss + w.start(), ss + inner[-1].end())
             spans.append((s, e, "attached"))
+            # and the phrase up to the next opener ("in the morning" of "in the morning as filed")
+            nxt = next((j for j in range(1, len(inner)) if norm_word(inner[j].group(0)).rstrip(".") in OPENERS), None)
+            if nxt is not None and nxt >= 2:
+                s, e = _trim(text, ss + w.start(), ss + inner[nxt - 1].end())
+                spans.append((s, e, "attached"))
     # code-like tokens and unknown words, alone and with the small words attaching them
     toks = list(WORD.finditer(text))
     for k, m in enumerate(toks):
@@ -437,8 +442,12 @@ def _score(text: str, s: int, e: int, kind: str, bits_of: Surprisal, mean_bits: 
     }
     odd = (0.45 * f["code"] + 0.3 * f["unknown"] + 0.25 * f["surprisal"] + 0.1 * f["foreign"]
            + f["aside"])
-    # long spans dilute: a whole clause is less specific than the phrase inside it
+    # long spans dilute: a whole clause is less specific than the phrase inside it; ordinary
+    # words trailing a code ("cf. dossier 7B seemed delightful") are not part of it
     odd -= 0.02 * max(0, len(toks) - 5)
+    anchors = [k for k, t in enumerate(toks) if is_code(t) or (wordpiece_surprisal(t)[1] >= 3 and not t[:1].isupper())]
+    if anchors:
+        odd -= 0.05 * sum(1 for w in words[anchors[-1] + 1:] if w not in STOPWORDS)
     return Phrase(s, e, text[s:e], kind, round(max(0.0, min(1.0, odd)), 4), tuple(f.items()))
 
 
