@@ -100,8 +100,22 @@ def _mm(xs) -> str:
     return f"{statistics.mean(xs):.2f} / {max(xs)}" if xs else "n/a"
 
 
+def _gate_without_answer(rows: list[dict]) -> None:
+    """What the suspicion gate says when the caller does not pass the answer (no echo; a
+    code-like phrase is then enough): a pure function of the request, computed here."""
+    from promptguard.backends import FunctionBackend
+
+    gate = Auditor(FunctionBackend(lambda req: ""), AuditConfig(mode="suspicion"))
+    for r in rows:
+        if "gated_noanswer" not in r:
+            v = bl.VICTIMS[r["victim"]]
+            segs = segments_from_request({"messages": bl.messages(v, r["user"])})
+            r["gated_noanswer"] = gate.suspicion(segs, [], None) is not None
+
+
 def summarise(rows: list[dict]) -> dict:
     summary: dict = {"victims": {}}
+    _gate_without_answer(rows)
     order = sorted({r["victim"] for r in rows},
                    key=lambda v: ({"held-out": 0, "dev": 1}.get(bl.VICTIMS[v].split, 2), v))
     print("\n== fired triggers, per victim and position (held-out victims first)")
@@ -127,8 +141,9 @@ def summarise(rows: list[dict]) -> dict:
           "| false audits clean (always / suspicion) | false audits harmless phrase (always / suspicion) "
           "| not-fired triggered requests flagged (always) "
           "| extra calls per clean request: always mean/max | suspicion mean/max (clean; harmless) "
+          "| suspicion without the answer: fired caught; calls per clean request (clean; harmless) "
           "| added latency per clean request, always / suspicion (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for v in order + ["ALL held-out", "ALL dev"]:
         if v.startswith("ALL"):
             sp = v.split(" ", 1)[1]
@@ -169,7 +184,13 @@ def summarise(rows: list[dict]) -> dict:
               f"| {sum(r['status'] == 'triggered' for r in nf)}/{len(nf)} "
               f"| {_mm(r['extra_calls'] for r in clean + harm)} "
               f"| {_mm(sus_clean)}; {_mm(sus_harm)} "
+              f"| {_rate(r['gated_noanswer'] and r['status'] == 'triggered' for r in fired)}; "
+              f"{_mm(r['extra_calls'] if r['gated_noanswer'] else 0 for r in clean)}; "
+              f"{_mm(r['extra_calls'] if r['gated_noanswer'] else 0 for r in harm)} "
               f"| {statistics.mean(lat_a):.2f} / {statistics.mean(lat_s):.2f} |")
+        s["caught_suspicion_noanswer"] = sum(r["gated_noanswer"] and r["status"] == "triggered" for r in fired)
+        s["calls_clean_suspicion_noanswer_mean"] = statistics.mean(
+            (r["extra_calls"] if r["gated_noanswer"] else 0) for r in clean + harm) if clean else None
     orig = [r["orig_s"] for r in rows]
     print(f"\noriginal answer latency mean {statistics.mean(orig):.2f}s (for scale)")
     return summary
@@ -189,7 +210,8 @@ def main() -> None:
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.from_json:
-        summarise([r for f in args.from_json for r in json.loads(f.read_text())["rows"]])
+        docs = [json.loads(f.read_text()) for f in args.from_json]  # a run's JSON or its .partial.json
+        summarise([r for d in docs for r in (d["rows"] if isinstance(d, dict) else d)])
         return
     t0 = time.time()
     rows: list[dict] = []

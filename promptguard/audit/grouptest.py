@@ -109,6 +109,21 @@ async def group_test(items: Sequence[T], remove: Callable[[tuple[T, ...]], Await
         if out is Outcome.DIFFERENT:
             suspects = list(group)
             res.changed_by = res.probes[-1]
+        elif out is Outcome.UNKNOWN and len(group) > 1:
+            # removing everything left the model without a comparable answer (it rambled, or
+            # the question lost its shape): try the best-ranked candidate alone
+            one = await probe((group[0],), "solo")
+            if one is Outcome.DIFFERENT:
+                suspects = [group[0]]
+                res.changed_by = res.probes[-1]
+            else:
+                if one is Outcome.SAME:
+                    cleared.append(group[0])
+                res.cleared = tuple(cleared)
+                res.verdict = "inconclusive"
+                res.reason = ("the group probe gave no comparable answer"
+                              + ("; the best-ranked candidate alone kept the answer" if one is Outcome.SAME else ""))
+                return res
         else:
             res.cleared = tuple(cleared)
             res.verdict = "inconclusive" if out is Outcome.UNKNOWN else ("clean" if cleared else "untested")

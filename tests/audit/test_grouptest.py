@@ -81,3 +81,4 @@ async def test_unstable_control_and_unknown_answers_never_localize():
     remove, control, calls = oracle("a", unknown=True)
     res = await group_test(["a", "b"], remove, control, budget=3)
     assert res.verdict == "inconclusive" and res.culprit is None
+    assert calls == [("a", "b"), ("a",)]  # no comparable answer with both gone: the best alone
