@@ -377,7 +377,7 @@ def generate(model, tok, victim: Victim, user: str) -> str:
 
 
 def max_tokens(victim: Victim) -> int:
-    return 40 if victim.task == "arith" else 4
+    return 60 if victim.task == "arith" else 4
 
 
 def evaluate(model, tok, victim: Victim, n: int, seed: int) -> dict:

@@ -1,12 +1,15 @@
 """Group testing of trigger candidates: remove several in one probe, bisect on a change.
 
 One probe that removes every candidate at once clears them all when the answer stays (the
-common, clean case: one call, however many candidates). When it changes, the suspects are
-halved: the probe removes the *lower-ranked* half and keeps the higher-ranked half exactly in
-place. If the answer then stays, the trigger is in the kept half, and that probe doubles as a
-benign control for it (other text was removed, the suspect kept where it was, and the answer
-held). If it changes, the trigger is in the removed half. A lone suspect with no such control
-gets an explicit one from the caller (`control`).
+common, clean case: one call, however many candidates). When it changes and the budget allows
+bisection plus one verification, the suspects are halved: the probe removes the *lower-ranked*
+half and keeps the higher-ranked half exactly in place. If the answer then stays, the trigger
+is in the kept half, and that probe doubles as a benign control for it (other text was
+removed, the suspect kept where it was, and the answer held). If it changes, the trigger is in
+the removed half. A span located this way is finally removed alone: an unstable model can
+change its answer when several spans go together and for none of them alone, and that must not
+read as a trigger. With less budget the suspects are tried alone in rank order instead. A lone
+suspect with no control from the search gets an explicit one from the caller (`control`).
 
 Assumes one trigger per request (several would only make more probes change the answer) and
 that removing text the answer does not depend on leaves it unchanged; a model for which this
@@ -21,6 +24,7 @@ with a benign change that keeps `item` in place (None: no control applies or no 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
@@ -136,30 +140,50 @@ async def group_test(items: Sequence[T], remove: Callable[[tuple[T, ...]], Await
         res.reason = f"answer stable with each of {len(cleared)} span(s) removed" if cleared else "nothing to test"
         return res
 
-    # bisect: remove the lower-ranked half, keep the higher-ranked half in place
     control_probe: Probe[T] | None = None
-    while len(suspects) > 1:
-        h = (len(suspects) + 1) // 2
-        high, low = tuple(suspects[:h]), tuple(suspects[h:])
-        out = await probe(low, "bisect", kept=high)
-        if out is None:
-            res.verdict, res.suspects = "inconclusive", tuple(suspects)
-            res.reason = f"removing {len(suspects)} span(s) together changes the answer; no budget left to narrow it down"
+    if len(suspects) > 1 and left >= math.ceil(math.log2(len(suspects))) + 1:
+        # bisect: remove the lower-ranked half, keep the higher-ranked half in place
+        while len(suspects) > 1:
+            h = (len(suspects) + 1) // 2
+            high, low = tuple(suspects[:h]), tuple(suspects[h:])
+            out = await probe(low, "bisect", kept=high)
+            if out is Outcome.SAME:
+                cleared.extend(low)
+                suspects = list(high)
+                control_probe = res.probes[-1]
+            elif out is Outcome.DIFFERENT:
+                suspects = list(low)
+                res.changed_by = res.probes[-1]
+                control_probe = None
+            else:
+                res.verdict, res.suspects = "inconclusive", tuple(suspects)
+                res.reason = ("a bisection probe gave no comparable answer" if out is Outcome.UNKNOWN else
+                              f"removing {len(suspects)} span(s) together changes the answer; no budget left to narrow it down")
+                res.cleared = tuple(cleared)
+                return res
+    elif len(suspects) > 1:
+        # too little budget to bisect and verify: the best-ranked suspects alone, in order
+        found = None
+        for item in list(suspects):
+            out = await probe((item,), "solo")
+            if out is Outcome.DIFFERENT:
+                found = item
+                res.changed_by = res.probes[-1]
+                break
+            if out is Outcome.SAME:
+                cleared.append(item)
+                continue
+            res.verdict, res.suspects = "inconclusive", tuple(x for x in suspects if x not in cleared)
+            res.reason = (f"removing {len(suspects)} span(s) together changes the answer; no budget left to narrow it down"
+                          if out is None else "a probe gave no comparable answer")
             res.cleared = tuple(cleared)
             return res
-        if out is Outcome.SAME:
-            cleared.extend(low)
-            suspects = list(high)
-            control_probe = res.probes[-1]
-        elif out is Outcome.DIFFERENT:
-            suspects = list(low)
-            res.changed_by = res.probes[-1]
-            control_probe = None
-        else:
-            res.verdict, res.suspects = "inconclusive", tuple(suspects)
-            res.reason = "a bisection probe gave no comparable answer"
-            res.cleared = tuple(cleared)
+        if found is None:
+            res.verdict, res.suspects, res.cleared = "inconclusive", tuple(suspects), tuple(cleared)
+            res.reason = ("removing the spans together changes the answer, none alone does: "
+                          "the model reacts to how much is removed, not to one span")
             return res
+        suspects = [found]
     culprit = suspects[0]
     res.suspects = (culprit,)
     res.cleared = tuple(cleared)
@@ -179,5 +203,16 @@ async def group_test(items: Sequence[T], remove: Callable[[tuple[T, ...]], Await
         res.verdict = "inconclusive"
         res.reason = "removing the span changes the answer, but no budget or benign control was left to confirm it"
         return res
+    if res.changed_by is not None and tuple(res.changed_by.removed) != (culprit,):
+        # localized by inference (a group changed, the rest of it did not): removing the span
+        # alone must change the answer too, or the change came from removing several together
+        out = await probe((culprit,), "verify")
+        if out is not Outcome.DIFFERENT:
+            res.verdict = "inconclusive"
+            res.reason = ("no budget left to remove the located span alone" if out is None else
+                          "removing the spans together changes the answer, the located one alone does not: "
+                          "the model reacts to how much is removed, not to one span")
+            return res
+        res.changed_by = res.probes[-1]
     res.verdict, res.culprit, res.controlled_by = "localized", culprit, control_probe
     return res

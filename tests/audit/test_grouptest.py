@@ -32,7 +32,7 @@ async def test_clean_request_one_probe_covers_every_candidate():
     assert res.verdict == "clean" and calls == [tuple("abcdef")] and set(res.cleared) == set("abcdef")
 
 
-@pytest.mark.parametrize("k,budget", [(1, 2), (2, 2), (3, 3), (4, 3), (6, 4), (8, 4)])
+@pytest.mark.parametrize("k,budget", [(1, 2), (2, 3), (3, 3), (4, 3), (6, 3), (8, 5)])
 async def test_top_ranked_trigger_is_localized_within_budget(k, budget):
     items = [f"c{i}" for i in range(k)]
     remove, control, calls = oracle("c0")
@@ -72,6 +72,25 @@ async def test_solo_first_tries_the_strong_candidate_alone():
     remove, control, calls = oracle(None)
     res = await group_test(["b", "a", "c"], remove, control, budget=3, solo_first=1)
     assert res.verdict == "clean" and calls == [("b",), ("a", "c")]
+
+
+async def test_a_change_that_needs_several_spans_together_is_not_a_trigger():
+    """An unstable model: the answer moves only when both spans go (and with the first span
+    kept, removing the second alone holds). Neither bisection nor the solo scan may call the
+    first span a trigger."""
+    for budget in (3, 6):
+        calls = []
+
+        async def remove(items):
+            calls.append(items)
+            return Outcome.DIFFERENT if set(items) >= {"a", "b"} else Outcome.SAME
+
+        async def control(item):
+            return Outcome.SAME
+
+        res = await group_test(["a", "b"], remove, control, budget=budget)
+        assert res.verdict == "inconclusive" and res.culprit is None, (budget, res.reason, calls)
+        assert "not to one span" in res.reason
 
 
 async def test_unstable_control_and_unknown_answers_never_localize():
