@@ -66,6 +66,7 @@ class AuditCall:
     candidate: str | None = None
     called: bool = True  # False: the baseline answer was given, not asked for
     removed: list[str] | None = None  # spans a (group) probe removed
+    echo_kept: bool | None = None  # a control whose answer still cites the candidate in an ungrounded step
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -80,6 +81,8 @@ class AuditCall:
             d["candidate"] = self.candidate
         if self.removed is not None:
             d["removed"] = self.removed
+        if self.echo_kept is not None:
+            d["echo_kept"] = self.echo_kept
         if self.error:
             d["error"] = self.error
         if self.text is not None:
@@ -491,6 +494,12 @@ class Auditor:
                 if call is not None:
                     report.calls.append(call)
                     control_calls[cand] = call
+                    if call.same is Same.DIFFERENT and cand.echo >= 1.0 and _still_echoes(ctx, cand, call.text):
+                        # the final number moved (a weak model's arithmetic wobbles when any text
+                        # goes), but the step that cites the candidate and does not follow from
+                        # the problem is still there: the behaviour the candidate drives held
+                        call.echo_kept = True
+                        return Outcome.SAME
                     return _outcome(call.same)
             return None
 
@@ -525,9 +534,10 @@ class Auditor:
             q = ctx.query(cand.query_index)
             removed = call.removed or [cand.text]
             what = repr(cand.text) if len(removed) == 1 else f"{cand.text!r} (with {len(removed) - 1} other span(s))"
+            kept = (f"keeps the step that cites it (answer {control.answer.show()})" if control.echo_kept
+                    else f"keeps {baseline.show()}")
             report.reason = (f"removing {what} changes the answer {baseline.show()} -> "
-                             f"{call.answer.show()}; the benign {control.perturbation}, which keeps it in place, "
-                             f"keeps {baseline.show()}")
+                             f"{call.answer.show()}; the benign {control.perturbation}, which keeps it in place, {kept}")
             if cand.echo:
                 report.reason += "; the answer's reasoning echoes it"
             if q is not None:
@@ -559,6 +569,19 @@ def _reasoned(answer: str) -> bool:
     from .echo import _steps
 
     return len(_steps(answer)) >= 2 or "=" in answer
+
+
+def _still_echoes(ctx: AuditContext, cand: Candidate, text: str | None) -> bool:
+    """Whether `text` (a control's answer) cites `cand` in a step that does not follow from
+    the problem, as the original answer did."""
+    from .echo import find_echoes
+    from .phrases import Phrase
+
+    q = ctx.query(cand.query_index)
+    if q is None or not text:
+        return False
+    es = find_echoes(q.text, text, [Phrase(cand.start, cand.end, cand.text, cand.kind or "span", cand.score)])
+    return bool(es) and es[0].strength >= 1.0
 
 
 def _outcome(same: Same | None) -> Outcome:
