@@ -20,8 +20,8 @@ the strongest trigger candidate there is, and a suspicion signal that costs no c
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .phrases import STOPWORDS, WORD, Phrase, is_code, norm_word, wordpiece_surprisal
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Outcome", "Probe", "GroupResult", "group_test"]
+__all__ = ["GroupResult", "Outcome", "Probe", "group_test"]
 
 T = TypeVar("T")
 

@@ -30,18 +30,18 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Sequence
 
 __all__ = [
-    "Phrase",
-    "phrase_spans",
-    "needed_terms",
-    "wordpiece_surprisal",
-    "is_code",
     "WORD",
+    "Phrase",
+    "is_code",
+    "needed_terms",
     "norm_word",
+    "phrase_spans",
+    "wordpiece_surprisal",
 ]
 
 # words, numbers and code-like tokens ("KX-7", "7B", "VX-209", "ZR.41", "#318")
@@ -90,9 +90,7 @@ def is_code(tok: str) -> bool:
     digits = sum(ch.isdigit() for ch in t)
     if letters and digits:
         return True
-    if letters >= 2 and t.isupper():
-        return True
-    return False
+    return letters >= 2 and t.isupper()
 
 
 # -- word-piece surprisal ----------------------------------------------------------------------
@@ -486,4 +484,4 @@ def non_overlapping(phrases: Iterable[Phrase], limit: int | None = None,
     return out
 
 
-__all__ += ["Needed", "non_overlapping", "plain_clauses", "OPENERS", "STOPWORDS", "INSTRUCTION"]
+__all__ += ["INSTRUCTION", "OPENERS", "STOPWORDS", "Needed", "non_overlapping", "plain_clauses"]
