@@ -17,6 +17,7 @@ from .auditor import AuditCall, Auditor, AuditReport
 from .candidates import Candidate, find_candidates
 from .config import AuditConfig, AuditConfigError
 from .echo import Echo, find_echoes
+from .factory import build_auditor
 from .grouptest import GroupResult, Outcome, group_test
 from .perturb import (
     AuditContext,
@@ -59,6 +60,7 @@ __all__ = [
     "Same",
     "ShuffleDemos",
     "ZeroShot",
+    "build_auditor",
     "compare",
     "expected_kind",
     "extract_answer",

@@ -43,8 +43,6 @@ _REGISTRY: dict[str, str | Callable[..., Detector]] = {
     "embeddings": "promptguard.detectors.embeddings:EmbeddingsDetector.from_config",
     "baseline": "promptguard.detectors.baseline:BaselineDetector.from_config",
     "exfiltration": "promptguard.detectors.exfiltration:ExfiltrationDetector.from_config",
-    # not an input detector: registered so that policies can set thresholds for its findings
-    "audit": "promptguard.audit.config:not_an_input_detector",
 }
 
 
