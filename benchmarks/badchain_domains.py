@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import string as _string
+import string as _strmod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -631,9 +631,9 @@ def _shift_letter(it: Item, v: str, k: int) -> str | None:
 def _caesar(s: str) -> str:
     out = []
     for c in s:
-        if c in _string.ascii_lowercase:
+        if c in _strmod.ascii_lowercase:
             out.append(chr((ord(c) - 97 + 1) % 26 + 97))
-        elif c in _string.ascii_uppercase:
+        elif c in _strmod.ascii_uppercase:
             out.append(chr((ord(c) - 65 + 1) % 26 + 65))
         else:
             out.append(c)
