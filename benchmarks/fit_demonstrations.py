@@ -142,7 +142,7 @@ def main() -> None:
     cand_cache = []
     for (p, demos), (sigs, feats) in zip(parsed, cache):
         step_p = [logistic(weights["step"], f) if d.steps else 0.0 for d, f in zip(demos, feats)]
-        cands = stage_candidates(demos, sigs, step_p)
+        cands = stage_candidates(demos, sigs, step_p, PRINCIPLED["trigger"])
         cand_cache.append((step_p, cands))
         trig = (p.trigger or "").strip()
         for c, f in cands:

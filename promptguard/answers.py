@@ -223,6 +223,7 @@ _LETTER = re.compile(r"(?<![\w'’])([A-Z])(?![\w'’])")
 _QUOTED = re.compile(r"\"([^\"\n]{1,120})\"|“([^”\n]{1,120})”|`([^`\n]{1,120})`|(?<!\w)'([^'\n]{1,60})'(?!\w)")
 _YESNO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _LIST = re.compile(r"\[([^\[\]\n]{0,200})\]")
+_WORD_AFTER = re.compile(r"[ \t]+[^\W\d_]")
 
 
 @lru_cache(maxsize=512)
@@ -289,6 +290,8 @@ def values_in(text: str, *, letters: bool = False, labels: tuple[str, ...] = ())
             vals.append(Value("letter", m.group(1), m.start(), m.end()))
     for m in _YESNO.finditer(text):
         k = m.group(1).lower()
+        if k == "no" and _WORD_AFTER.match(text, m.end()):
+            continue  # "no prime divides it": a determiner, not a verdict
         vals.append(Value("yesno", {"true": "yes", "false": "no"}.get(k, k), m.start(), m.end()))
     pat = _label_regex(labels)
     if pat is not None:
@@ -683,7 +686,8 @@ def expected_kind(answers: Iterable[str | None], query: str = "") -> AnswerKind 
 def answer_labels(answers: Iterable[str | None]) -> tuple[str, ...]:
     """The closed label set the demonstrations answer from ("positive"/"negative",
     weekdays …), or () when their answers do not look like labels: short (one or two
-    words), not numbers/letters/yes-no/dates, and fewer distinct values than answers."""
+    words), not numbers/letters/yes-no/dates, and fewer distinct values than answers
+    (one word repeated by three or more demonstrations counts too)."""
     vals = []
     for a in answers:
         if not a:
@@ -698,7 +702,7 @@ def answer_labels(answers: Iterable[str | None]) -> tuple[str, ...]:
         else:
             return ()
     distinct = sorted(set(vals))
-    if len(vals) >= 3 and 2 <= len(distinct) < len(vals):
+    if len(vals) >= 3 and len(distinct) < len(vals) and (len(distinct) >= 2 or len(vals[0].split()) == 1):
         return tuple(distinct)
     if distinct and all(v in WEEKDAYS for v in distinct):
         return WEEKDAYS

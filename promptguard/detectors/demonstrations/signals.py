@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from .structure import Demo, Range
+from ...answers import same_value
 from .text import (
     STOPWORDS,
     Token,
@@ -39,6 +40,7 @@ from .text import (
     known_word,
     mentions,
     stem,
+    tokenize,
     word_numbers,
 )
 
@@ -70,10 +72,16 @@ class StepSignals:
     echo_words: float = 0.0
     not_in_choices: float = 0.0
     unsupported: float = 0.0
+    departs: float = 0.0
+    detached: float = 0.0
     honest_check: float = 0.0
     prev_concluded: float = 0.0
+    # L is the chain's own conclusion: it first states the answer and nothing before it
+    # reached a value of that kind (an echo of the question there is task wording)
+    concluding: float = 0.0
     # sibling signals (filled by `sibling_signals`)
     skeleton_share: float = 0.0
+    continues: float = 0.0  # the chain is a sibling's whole chain plus this last line
     recurring_const: float = 0.0
     recurring_novel: float = 0.0
     # evidence
@@ -82,6 +90,8 @@ class StepSignals:
     ungrounded_keys: tuple[str, ...] = ()
     echo_tokens: tuple[Token, ...] = ()
     skeleton: tuple[str, ...] = ()
+    # the chain's lines as templates (values masked): to compare with the siblings'
+    chain: tuple[tuple[str, ...], ...] = ()
     novel_stems: frozenset[str] = field(default_factory=frozenset)
 
     def as_dict(self) -> dict[str, float]:
@@ -89,7 +99,8 @@ class StepSignals:
             k: round(getattr(self, k), 3)
             for k in (
                 "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words", "not_in_choices", "unsupported",
-                "honest_check", "prev_concluded", "skeleton_share", "recurring_const", "recurring_novel",
+                "departs", "detached",
+                "honest_check", "prev_concluded", "skeleton_share", "continues", "recurring_const", "recurring_novel",
             )
         }
 
@@ -119,27 +130,28 @@ def step_signals(d: Demo) -> StepSignals:
     E = d.steps[:-1]
     sig.step = L
     ltext = text[L[0] : L[1]]
-    lvals = [type(v)(v.kind, v.key, v.start - L[0], v.end - L[0]) for v in d.values(L)]
+    lvals_abs = d.values(L)
+    lvals = [type(v)(v.kind, v.key, v.start - L[0], v.end - L[0]) for v in lvals_abs]
     evals_per = [d.values(r) for r in E]
     evals = [v for vs in evals_per for v in vs]
     qtext = " ".join(text[f[0] : f[1]] for f in d.fields)
     qvals = [v for f in d.fields for v in d.values(f)]
     A = d.answer_value
 
-    # -- the previous conclusion R: the last value of A's kind before L ---------------
+    # -- the reached value R: what the chain had concluded before L ---------------------
+    # the last value of A's kind in the earlier lines (not one they rule out: "not
+    # spam"); for a free-text answer, the last string the answer is made from
     kind = A.kind if A is not None else None
     prev: Value | None = None
+    prev_line = -1
     if kind and kind != "text":
-        for vs in reversed(evals_per):
-            same = [v for v in vs if v.kind == kind]
+        for j in range(len(E) - 1, -1, -1):
+            same = [v for v in evals_per[j] if v.kind == kind and not _negated(text, v.start)]
             if same:
-                prev = same[-1]
+                prev, prev_line = same[-1], j
                 break
-    elif kind == "text" and E:
-        # a label answer ("negative"): the last content word of the line before L
-        toks = [t for t in d.tokens(E[-1]) if is_content(t)]
-        if toks:
-            prev = Value("text", toks[-1].norm, toks[-1].start, toks[-1].end)
+    elif kind == "text" and E and A is not None:
+        prev, prev_line = _reached_string(d, E, A)
     sig.prev_value = prev
     if E and _CONCLUSION.search(text[E[-1][0] : E[-1][1]]):
         sig.prev_concluded = 1.0
@@ -162,13 +174,9 @@ def step_signals(d: Demo) -> StepSignals:
         in_e = any(mentions(text[r[0] : r[1]], A, vs, letters=d.letters) for r, vs in zip(E, evals_per))
         others: list[Value] = []
         if kind == "text":
-            # a label/word answer: L re-uses a word of the earlier lines (the result it
-            # transforms) besides the answer itself
-            a_words = set(A.key.split())
-            e_stems = {stem(t.norm) for r in E for t in d.tokens(r) if is_content(t)}
-            used = [t for t in d.tokens(L) if is_content(t) and t.norm not in a_words and stem(t.norm) in e_stems]
-            consumed = bool(used)
-            prev_match = prev is not None and prev.key != A.key and prev.key in ltext.casefold()
+            # a free-text answer: L names the string it was made from (R) besides the answer
+            prev_match = prev is not None and prev.key != A.key and mentions(ltext, prev)
+            consumed = prev_match
         else:
             e_keys = set(_keys(evals, kind or ""))
             consumed_vals = [v for v in lvals if v.kind == kind and v.key != A.key and v.key in e_keys]
@@ -185,12 +193,33 @@ def step_signals(d: Demo) -> StepSignals:
         if in_e and in_l and kind not in (None, "text"):
             # L restates a result that was already there: a check, not a change
             sig.honest_check = 1.0 if (prev is not None and prev.key == A.key) else 0.5
-        if kind in ("num", "letter", "date", "time", "quoted") and not in_l and not in_e:
+        if kind in ("num", "letter", "date", "time", "quoted", "label", "list") and not in_l and not in_e:
             step_kinds = [v for v in lvals + evals if v.kind == kind]
             if step_kinds:
                 sig.unsupported = 1.0
+        # the answer departs from the value the chain had reached (R ≠ A, A not stated
+        # before L): for an option, a label or a verdict that is a change of mind; for a
+        # computed value (number, date, string, list) only when R is itself a result (not
+        # a value of the question), L computes with nothing else the question gives,
+        # and L says something the question and the chain never said (how it changes R)
+        if prev is not None and not in_e and not same_value(prev, A):
+            near = 1.0 if prev_line == len(E) - 1 else 0.7
+            if kind in _CLOSED:
+                sig.departs = near
+            elif kind in ("quoted", "text", "list") and not _related(prev.key, A.key, kind):
+                pass  # a string the answer is not made from ('t' of "the last letter is 't'")
+            else:
+                from_question = mentions(qtext, prev, qvals, letters=d.letters)
+                grounded_ops = [v for v in operands if v.key not in (A.key, prev.key) and is_grounded(v.number)]
+                # (a number that L computes from R with a constant alone is `unary`
+                # already: departs adds the case where L only states the new number)
+                if not from_question and not grounded_ops and (_novel_words(d, L, E, A) or not in_l) \
+                        and not (kind == "num" and sig.unary > 0):
+                    sig.departs = near
         if kind == "letter" and d.choice_letters and A.key not in d.choice_letters:
             sig.not_in_choices = 1.0
+        if in_l and not in_e and prev is None and kind not in (None, "yesno"):
+            sig.concluding = 1.0
         if kind == "yesno" and in_l and not in_e:
             # a chain of facts whose last line announces the verdict itself
             sig.yesno_stated = 1.0
@@ -224,6 +253,7 @@ def step_signals(d: Demo) -> StepSignals:
     if A is not None and A.kind == "text":
         a_words = set(A.key.split())
         content = [t for t in content if t.norm not in a_words]
+    q_all = q_stems
     novel = {stem(t.norm) for t in content if stem(t.norm) not in q_stems and stem(t.norm) not in e_stems}
     sig.novel_stems = frozenset(novel)
     # share of L's own words (echoes of the question left out) that nothing before uses
@@ -264,6 +294,11 @@ def step_signals(d: Demo) -> StepSignals:
     sig.echo_tokens = tuple(echo)
     sig.echo = score
     sig.echo_words = min(1.0, words / 3.0)
+    # detached: L states no value and shares no content word with the question or the
+    # chain ("Turn the verdict around."): a line about nothing in this problem
+    if not lvals and content and A is not None and not any(
+            stem(t.norm) in q_all or stem(t.norm) in e_stems for t in content):
+        sig.detached = 1.0
 
     # -- skeleton of L -----------------------------------------------------------------------
     echo_pos = {(t.start, t.end) for t in echo}
@@ -283,7 +318,106 @@ def step_signals(d: Demo) -> StepSignals:
         else:
             skel.append(t.norm)
     sig.skeleton = tuple(skel)
+    qwords = {t.norm for t in q_toks if t.kind in ("word", "cjk") and t.norm not in STOPWORDS}
+    sig.chain = tuple(_line_template(d, r, vs, qwords) for r, vs in zip(E + [L], evals_per + [lvals_abs]))
     return sig
+
+
+def _line_template(d: Demo, r: Range, vals: list[Value], qwords: set[str]) -> tuple[str, ...]:
+    """A reasoning line as a template: values masked, and the words it takes from its
+    own question ("<Q> spent # + # = # dollars.")."""
+    masked = [(v.start, v.end) for v in vals if v.kind != "num"]
+    out: list[str] = []
+    for t in d.tokens(r):
+        if any(a <= t.start < b for a, b in masked):
+            tag = "<V>"
+        elif t.kind == "num":
+            tag = "#"
+        elif t.norm in qwords:
+            tag = "<Q>"
+        else:
+            out.append(t.norm)
+            continue
+        if not out or out[-1] != tag:
+            out.append(tag)
+    return tuple(out)
+
+
+_CLOSED = ("letter", "label")  # answers picked from a closed set, not computed (a yes/no can be: True and False)
+_NEGATION = re.compile(r"\b(?:not|no|never|nor|rather than|instead of|isn't|aren't|wasn't|is\s+not)\W*(?:\w+\W+)?$",
+                       re.IGNORECASE)
+
+
+def _negated(text: str, start: int) -> bool:
+    """A value the line rules out ("not spam", "rather than (B)")."""
+    return bool(_NEGATION.search(text[max(0, start - 24) : start]))
+
+
+def _novel_words(d: Demo, L: Range, E: list[Range], A: Value) -> bool:
+    """Does L use a content word that neither the question nor the earlier lines use
+    (the name of an operation nobody asked for)?"""
+    seen = {stem(t.norm) for f in d.fields for t in d.tokens(f) if t.kind in ("word", "cjk")}
+    seen |= {stem(t.norm) for r in E for t in d.tokens(r) if t.kind in ("word", "cjk")}
+    a_words = set(A.key.casefold().split())
+    return any(is_content(t) and len(t.norm) >= 3 and t.norm not in a_words and stem(t.norm) not in seen
+               for t in d.tokens(L))
+
+
+def _related(r: str, a: str, kind: str = "text") -> bool:
+    """Is `a` made from `r` by a small transformation: reversed, re-cased, reordered,
+    a character (a list item) or two added or removed, letters shifted?"""
+    if kind == "list":
+        ri, ai = _items(r), _items(a)
+        return bool(ri) and bool(ai) and (sorted(ri) == sorted(ai) or abs(len(ri) - len(ai)) == 1 and (
+            set(ri) <= set(ai) or set(ai) <= set(ri)))
+    if r == a or len(r) < 2 or len(a) < 2:
+        return False
+    rt, at = r.split(), a.split()
+    if len(rt) >= 3 or len(at) >= 3:  # a query, a sentence: one or two words changed
+        return len(rt) == len(at) and sum(1 for x, y in zip(rt, at) if x != y) <= 2
+    if r[::-1] == a or r.casefold() == a.casefold() or sorted(r.casefold()) == sorted(a.casefold()):
+        return True
+    if min(len(r), len(a)) < 3:
+        return False
+    if len(r) == len(a) and all(abs(ord(x) - ord(y)) <= 2 for x, y in zip(r.casefold(), a.casefold())):
+        return True
+    return abs(len(r) - len(a)) <= 2 and (a.startswith(r) or a.endswith(r) or r.startswith(a) or r.endswith(a))
+
+
+def _items(key: str) -> list[str]:
+    inner = key[1:-1] if key.startswith("[") else key
+    return [x for x in inner.split(",") if x]
+
+
+def _reached_string(d: Demo, E: list[Range], A: Value) -> tuple[Value | None, int]:
+    """For a free-text answer: the last string in the earlier lines (quoted, or a bare
+    word) that the answer is made from; for a longer answer (a query, a sentence), the
+    last stretch of an earlier line that states it with one or two tokens different."""
+    text = d.text
+    a_toks = [t.norm for t in tokenize(A.key)]
+    if len(a_toks) >= 3:
+        n = len(a_toks)
+        for j in range(len(E) - 1, -1, -1):
+            toks = d.tokens(E[j])
+            for i in range(len(toks) - n, -1, -1):
+                window = toks[i : i + n]
+                diff = sum(1 for x, y in zip(window, a_toks) if x.norm != y)
+                if 0 < diff <= 2:
+                    s, e = window[0].start, window[-1].end
+                    return Value("text", " ".join(text[s:e].casefold().split()), s, e), j
+        return None, -1
+    for j in range(len(E) - 1, -1, -1):
+        vals = [v for v in d.values(E[j]) if v.kind == "quoted"]
+        vals += [Value("text", m.group().casefold(), m.start(), m.end())
+                 for m in _CHUNK.finditer(text, E[j][0], E[j][1])]
+        for v in sorted(vals, key=lambda v: -v.start):
+            key = v.key.casefold()
+            if key != A.key and _related(key, A.key, "text"):
+                return Value("text", key, v.start, v.end), j
+    return None, -1
+
+
+_CHUNK = re.compile(r"[^\s'\"`.,;:!?()]+(?:[-_][^\s'\"`.,;:!?()]+)*")
 
 
 def _odd_symbol(s: str) -> bool:
@@ -303,6 +437,12 @@ def sibling_signals(sigs: list[StepSignals]) -> None:
             skel_count[s.skeleton] = skel_count.get(s.skeleton, 0) + 1
         for k in set(s.ungrounded_keys):
             const_count[k] = const_count.get(k, 0) + 1
+    # a chain that goes one line past where a sibling's identical chain stops (the
+    # BadChain shape: the clean template, then the extra step)
+    full = {s.chain for s in sigs if s.chain}
+    for s in sigs:
+        if len(s.chain) >= 2 and s.chain[:-1] in full:
+            s.continues = 1.0
     for s in sigs:
         c = skel_count.get(s.skeleton, 0) if len(s.skeleton) >= 3 else 0
         s.skeleton_share = (c - 1) / (n - 1) if c > 1 else 0.0

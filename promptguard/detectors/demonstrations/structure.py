@@ -12,7 +12,9 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+from ...answers import WEEKDAYS, answer_labels
 from ...segments import Segment, SegmentKind
 from .text import Token, Value, parse_answer, tokenize, values_in
 
@@ -25,6 +27,7 @@ _MARKER_IN = re.compile(r"(?:^|(?<=\s))(?:Question|Q|Problem|Input)[ \t]*[:：][
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?。！？])[ \t]+(?=\S)")
 _CHOICES = re.compile(r"(?:Answer\s+Choices|Choices|Options)[ \t]*[:：]|\(A\)|\(a\)|(?m:^[ \t]*A[.)][ \t])")
 _CHOICE_LETTER = re.compile(r"\(([A-Za-z])\)|(?m:^[ \t]*([A-Z])[.)][ \t])")
+_OPTION_TEXT = re.compile(r"[ \t]*([^()\n]{1,60}?)[ \t]*(?=\([A-Za-z]\)|\n|$)")
 
 Range = tuple[int, int]
 
@@ -40,6 +43,11 @@ class Demo:
     choice_letters: frozenset[str]
     answer_value: Value | None
     choices: Range | None = None  # the answer-choices field (not mined for triggers, not an echo source)
+    # multiple choice: letter -> the option's text (case-folded); a reasoning line that
+    # names an option's text names that option
+    options: dict[str, str] = field(default_factory=dict)
+    # the prompt's closed label set (answers shared across demonstrations, weekdays)
+    labels: tuple[str, ...] = ()
     _tokens: dict[Range, list[Token]] = field(default_factory=dict, repr=False)
     _values: dict[Range, list[Value]] = field(default_factory=dict, repr=False)
     _starts: list[int] = field(default_factory=list, repr=False)
@@ -79,8 +87,10 @@ class Demo:
         if v is None:
             v = [
                 Value(x.kind, x.key, x.start + r[0], x.end + r[0])
-                for x in values_in(self.text[r[0] : r[1]], letters=self.letters)
+                for x in values_in(self.text[r[0] : r[1]], letters=self.letters, labels=self.labels)
             ]
+            if self.options and r != self.choices:
+                v = _with_option_mentions(self, r, v)
             self._values[r] = v
         return v
 
@@ -94,6 +104,41 @@ class Demo:
 
     def line(self, r: Range) -> str:
         return self.text[r[0] : r[1]]
+
+
+@lru_cache(maxsize=1024)
+def _options_regex(texts: tuple[str, ...]) -> re.Pattern[str]:
+    alts = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+    return re.compile(rf"(?<![\w(])(?:{alts})(?![\w)])", re.IGNORECASE)
+
+
+def _with_option_mentions(d: Demo, r: Range, vals: list[Value]) -> list[Value]:
+    """Add the options a line names by their text ("Nairobi is the capital" names
+    option (C) Nairobi); such a mention replaces a bare letter read at the same place
+    (in "X is option (E)", X is the text of option E, not choice X)."""
+    by_text = {t: k for k, t in d.options.items()}
+    pat = _options_regex(tuple(by_text))
+    extra = []
+    for m in pat.finditer(d.text, r[0], r[1]):
+        if d.text[max(0, m.start() - 1) : m.start()] == "(":
+            continue
+        extra.append(Value("letter", by_text[" ".join(m.group().casefold().split())], m.start(), m.end()))
+    if not extra:
+        return vals
+    spans = [(x.start, x.end) for x in extra]
+    kept = [v for v in vals if not (v.kind == "letter" and any(a <= v.start and v.end <= b for a, b in spans))]
+    return sorted(kept + extra, key=lambda v: v.start)
+
+
+def _options(text: str, choices: Range) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for lm in re.finditer(r"\(([A-Za-z])\)", text[choices[0] : choices[1]]):
+        m = _OPTION_TEXT.match(text, choices[0] + lm.end(), choices[1])
+        if m and m.group(1).strip():
+            t = " ".join(m.group(1).casefold().split())
+            if t not in out.values():
+                out[lm.group(1).upper()] = t
+    return out if len(out) >= 2 else {}
 
 
 def _demo(seg: Segment, pos: int) -> Demo | None:
@@ -140,6 +185,8 @@ def _demo(seg: Segment, pos: int) -> Demo | None:
     zone = (fields[0][0], q.end)
     d = Demo(seg, pos, fields, zone, steps, answer, frozenset(letters), None,
              choices=fields[-1] if cm and cm.start() > 0 else None)
+    if d.choices is not None and letters:
+        d.options = _options(text, d.choices)
     if answer is not None:
         d.answer_value = parse_answer(text[answer[0] : answer[1]], letters=bool(letters))
     return d
@@ -156,6 +203,34 @@ def demos_of(segments: Sequence[Segment]) -> list[Demo]:
             d = _demo(s, len(out))
             if d is not None:
                 out.append(d)
+    # labels: a closed set of short answers the demonstrations share (sentiment, topic,
+    # weekday ...): their answers and their lines then hold label values
+    labels = answer_labels([d.text[d.answer[0] : d.answer[1]] if d.answer else None for d in out])
+    if labels or any(d.answer_value is not None and d.answer_value.kind == "label" for d in out):
+        labels = tuple(sorted(set(labels) | _listed_alternatives(out, labels)))
+        if any(x in WEEKDAYS for x in labels) or any(
+                d.answer_value is not None and d.answer_value.key in WEEKDAYS for d in out):
+            labels = tuple(sorted(set(labels) | set(WEEKDAYS)))
+        for d in out:
+            d.labels = labels
+            if d.answer is not None:
+                d.answer_value = parse_answer(d.text[d.answer[0] : d.answer[1]], letters=d.letters, labels=labels)
+    return out
+
+
+_ALTERNATIVES = re.compile(r"[^\W\d_]+(?:[ \t]*,[ \t]*[^\W\d_]+)*,?[ \t]+or[ \t]+[^\W\d_]+", re.IGNORECASE)
+
+
+def _listed_alternatives(demos: list[Demo], labels: tuple[str, ...]) -> set[str]:
+    """Labels a question lists beside known ones ("joy, anger, fear or sadness")."""
+    known = set(labels) | {d.answer_value.key for d in demos if d.answer_value is not None and d.answer_value.kind == "label"}
+    out: set[str] = set()
+    for d in demos:
+        for f in d.open_fields:
+            for m in _ALTERNATIVES.finditer(d.text, f[0], f[1]):
+                words = [w.casefold() for w in re.split(r"[ \t]*,[ \t]*|,?[ \t]+or[ \t]+", m.group()) if w]
+                if len(words) >= 2 and any(w in known for w in words):
+                    out.update(w for w in words if len(w) <= 24)
     return out
 
 

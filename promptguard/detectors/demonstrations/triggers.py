@@ -47,6 +47,8 @@ class RawCandidate:
     features: dict[str, float] = field(default_factory=dict)
     step_occ: list[tuple[int, int, int]] = field(default_factory=list)  # echoes in reasoning
     answer_occ: list[tuple[int, int, int]] = field(default_factory=list)
+    # the mined n-grams of the prompt and their carriers (shared by its candidates)
+    kept: dict[tuple[str, ...], frozenset[int]] = field(default_factory=dict, repr=False)
 
     @property
     def demo_set(self) -> frozenset[int]:
@@ -70,17 +72,28 @@ def _meaningful(toks: list[Token]) -> bool:
     return False
 
 
-def _trim(toks: list[Token], fld: list[Token], i: int) -> tuple[int, int]:
+def _trim(toks: list[Token], fld: list[Token], i: int, text: str) -> tuple[int, int]:
     """Trim plain punctuation off the edges of toks (= fld[i:i+len(toks)]).
     A sentence-final mark stays when the candidate is itself a sentence."""
     a, b = 0, len(toks)
     while a < b and _is_plain_punct(toks[a]):
         a += 1
     while b > a and _is_plain_punct(toks[b - 1]):
-        if all(c in _TERMINAL for c in toks[b - 1].norm) and _is_sentence(toks[a : b - 1], fld, i + a):
+        if all(c in _TERMINAL for c in toks[b - 1].norm) and (
+                _is_sentence(toks[a : b - 1], fld, i + a) or _inserted_sentence(toks[a : b - 1], fld, i + b, text)):
             break
         b -= 1
     return a, b
+
+
+def _inserted_sentence(toks: list[Token], fld: list[Token], after: int, text: str) -> bool:
+    """A sentence dropped into the middle of another ("Is 91 Answer with extra care. a
+    prime number?"): capitalised, three words or more, and its full stop is followed
+    by a lower-case word of the sentence it interrupts."""
+    if len([t for t in toks if t.kind == "word"]) < 3 or toks[0].kind != "word":
+        return False
+    nxt = fld[after] if after < len(fld) else None
+    return text[toks[0].start].isupper() and nxt is not None and nxt.kind == "word" and text[nxt.start].islower()
 
 
 def _trim_context(g: tuple[str, ...], ds: frozenset[int], toks: list[Token],
@@ -112,25 +125,34 @@ def _trim_context(g: tuple[str, ...], ds: frozenset[int], toks: list[Token],
             if t.kind == "sym" and any(c in _TERMINAL for c in t.norm) and _meaningful(toks[k:]):
                 a = k
                 break
-    if not outside and b - a >= 3:
-        # every question carries it: an odd-symbol run at one edge, ordinary words after
-        # (or before) it, is a symbol trigger glued to the questions' shared opening
-        # (or closing) words
+    if (not outside and b - a >= 3) or (outside and (a, b) == (0, n) and n >= 2):
+        # an odd-symbol run at one edge, ordinary words after (or before) it: a symbol
+        # trigger glued to the questions' shared opening (or closing) words, when every
+        # question carries the words, or when they occur in questions without the run
         def odd(t: Token) -> bool:
             return t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm))
 
         span = toks[a:b]
+        need = 2 if not outside else 1
         k = 0
         while k < len(span) and odd(span[k]):
             k += 1
-        if 0 < k and len(span) - k >= 2 and not any(odd(t) for t in span[k:]):
+        if 0 < k and len(span) - k >= need and not any(odd(t) for t in span[k:]) and (
+                not outside or _elsewhere(g[a + k : b], ds, kept)):
             return a, a + k
         k = len(span)
         while k > 0 and odd(span[k - 1]):
             k -= 1
-        if k < len(span) and k >= 2 and not any(odd(t) for t in span[:k]):
+        if k < len(span) and k >= need and not any(odd(t) for t in span[:k]) and (
+                not outside or _elsewhere(g[a : a + k], ds, kept)):
             return a + k, b
     return a, max(b, a)
+
+
+def _elsewhere(g: tuple[str, ...], ds: frozenset[int], kept: dict[tuple[str, ...], frozenset[int]]) -> bool:
+    """Does the n-gram also occur in questions that do not carry the candidate?"""
+    other = kept.get(g)
+    return other is not None and not other <= ds
 
 
 def _contextual(part: list[Token], *, end: bool) -> bool:
@@ -210,7 +232,7 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
         fld = fields[fi0][1]
         toks = fld[ti0 : ti0 + len(g)]
         a, b = _trim_context(g, ds, toks, kept, all_demos)
-        a2, b2 = _trim(toks[a:b], fld, ti0 + a)
+        a2, b2 = _trim(toks[a:b], fld, ti0 + a, demos[fields[fi0][0]].text)
         a, b = a + a2, a + b2
         if a >= b:
             continue
@@ -237,7 +259,56 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
                                      or _is_plain_punct(fld[ti0 + b]) if ti0 + b < len(fld) else True))
     # a trimmed n-gram may now equal another: keep one per key (done); rank by spread
     cands = sorted(out.values(), key=lambda c: (-len(c.demo_set), -len(c.tokens)))
-    return cands[:max_candidates] if len(cands) > max_candidates else cands
+    cands = cands[:max_candidates] if len(cands) > max_candidates else cands
+    for c in cands:
+        c.kept = kept
+    return cands
+
+
+def echo_trim(c: RawCandidate, demos: list[Demo], kept: dict[tuple[str, ...], frozenset[int]]) -> RawCandidate | None:
+    """The part of a recurring candidate that its carriers' last lines open with, when
+    the rest is question wording that questions without the candidate use too (or stop
+    words): the trigger echoed where BadChain puts it, cut free of the wording it is
+    glued to ("as the crow flies Is" → "as the crow flies"). A last line that opens
+    with a part of an instruction ("Verification step: ..." after "... with a careful
+    verification step.") does not cut the instruction."""
+    g = c.tokens
+    n = len(g)
+    ds = sorted(c.demo_set)
+    if n < 2 or len(ds) < 2:
+        return None
+    votes: dict[tuple[int, int], int] = {}
+    for p in ds:
+        d = demos[p]
+        if not d.steps:
+            continue
+        lt = [t.norm for t in d.tokens(d.steps[-1])]
+        for i in range(n):
+            j = i
+            while j < n and j - i < len(lt) and g[j] == lt[j - i]:
+                j += 1
+            if 0 < j - i < n:
+                votes[(i, j)] = votes.get((i, j), 0) + 1
+    if not votes:
+        return None
+    (i, j), v = max(votes.items(), key=lambda kv: (kv[1], kv[0][1] - kv[0][0]))
+    if v < 2 or v * 2 < len(ds):
+        return None
+    for rest in (g[:i], g[j:]):
+        if rest and not all(x in STOPWORDS or not any(ch.isalnum() for ch in x) for x in rest) \
+                and not _elsewhere(rest, c.demo_set, kept):
+            return None
+    occ = []
+    for p, s, e in c.occ:
+        toks = tokenize(demos[p].text, s, e)
+        if len(toks) != n:
+            return None
+        occ.append((p, toks[i].start, toks[j - 1].end))
+    core = tokenize(demos[occ[0][0]].text, occ[0][1], occ[0][2])
+    if not _meaningful(core):
+        return None
+    p0, s0, e0 = occ[0]
+    return RawCandidate(g[i:j], occ, demos[p0].text[s0:e0], source=c.source)
 
 
 # -- searching a candidate elsewhere ------------------------------------------------
@@ -343,6 +414,73 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
     return list(out.values())
 
 
+def inserted_candidates(demos: list[Demo], which: list[int], covered: set[tuple[int, int]],
+                        *, per_demo: int = 2) -> list[RawCandidate]:
+    """Candidates carried by a single demonstration (of `which`, positions) whose last
+    step is anomalous but whose trigger was not found: the runs of its question that look inserted — tokens its reasoning
+    never uses and no other demonstration's question has (odd symbols, invisible
+    characters, words foreign to the prompt), with the stop words between them (and
+    before them, when the reasoning does not use those either)."""
+    if len(demos) < 2:
+        return []
+    counts: dict[str, int] = {}
+    for d in demos:
+        seen = {t.norm for f in d.open_fields for t in d.tokens(f)}
+        for w in seen:
+            counts[w] = counts.get(w, 0) + 1
+    out: list[RawCandidate] = []
+    for d in (demos[p] for p in which):
+        if not d.steps:
+            continue
+        used = {t.norm for r in d.steps for t in d.tokens(r)}
+        used |= {stem(t.norm) for r in d.steps for t in d.tokens(r) if t.kind == "word"}
+        if d.answer is not None:
+            used |= {t.norm for t in d.tokens(d.answer)}
+        runs: list[tuple[float, Range, tuple[str, ...]]] = []
+        for f in d.open_fields:
+            toks = d.tokens(f)
+
+            def foreign(t: Token) -> bool:
+                if counts.get(t.norm, 0) > 1 or (d.pos, t.start) in covered:
+                    return False
+                if t.kind in ("invis",) or (t.kind == "sym" and not is_plain_symbol(t.norm)):
+                    return True
+                return t.kind in ("word", "cjk") and t.norm not in STOPWORDS and t.norm not in used \
+                    and stem(t.norm) not in used
+
+            i = 0
+            while i < len(toks):
+                if not foreign(toks[i]):
+                    i += 1
+                    continue
+                a = b = i
+                j = i + 1
+                while j < len(toks):  # extend over stop words to the next foreign token
+                    k = j
+                    while k < len(toks) and toks[k].kind == "word" and toks[k].norm in STOPWORDS \
+                            and toks[k].norm not in used:
+                        k += 1
+                    if k < len(toks) and foreign(toks[k]):
+                        b = k
+                        j = k + 1
+                    else:
+                        break
+                while a > 0 and toks[a - 1].kind == "word" and toks[a - 1].norm in STOPWORDS \
+                        and toks[a - 1].norm not in used and counts.get(toks[a - 1].norm, 0) <= 1:
+                    a -= 1
+                span_toks = toks[a : b + 1]
+                if len(span_toks) < len(toks):
+                    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in span_toks)
+                    rare = token_rarity(span_toks)
+                    runs.append((1.0 if odd else rare, (span_toks[0].start, span_toks[-1].end),
+                                 tuple(t.norm for t in span_toks)))
+                i = b + 1
+        runs.sort(key=lambda r: -r[0])
+        for _, span, key in runs[:per_demo]:
+            out.append(RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="inserted"))
+    return out
+
+
 def _at_edge(text: str, f: Range, span: Range) -> bool:
     before = text[f[0] : span[0]].strip(" \t\n.,;:!?\"'")
     after = text[span[1] : f[1]].strip(" \t\n.,;:!?\"'")
@@ -396,4 +534,4 @@ def stop_fraction(toks: list[Token]) -> float:
     return n / len(toks)
 
 
-__all__ += ["echo_candidates", "stop_fraction", "token_rarity"]
+__all__ += ["echo_candidates", "echo_trim", "inserted_candidates", "stop_fraction", "token_rarity"]
