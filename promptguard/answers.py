@@ -361,14 +361,17 @@ def parse_answer(line: str, *, letters: bool = False, labels: Iterable[str] = ()
         return Value("label", folded)
     if body[:1] in "\"'“`" and len(core.split()) <= 12:
         return Value("quoted", " ".join(core.split()))
-    return Value("text", folded)
+    # free text keeps its case: "PLNT" is not "plnt" (see `mentions`)
+    return Value("text", " ".join(core.split()))
 
 
 def mentions(text: str, value: Value, vals: list[Value] | None = None, *, letters: bool = False) -> bool:
     """Does `text` state `value`?"""
     if value.kind in ("text", "label"):
-        t = " ".join(text.casefold().split())
-        k = value.key
+        # case matters only for a value written in capitals ("PLNT", an upper-cased string)
+        strict = value.kind == "text" and sum(1 for c in value.key if c.isupper()) >= 2
+        t = " ".join(text.split()) if strict else " ".join(text.casefold().split())
+        k = value.key if strict else value.key.casefold()
         i = t.find(k)
         while i >= 0:
             before = t[i - 1 : i] if i else " "

@@ -341,7 +341,10 @@ def _restorable(d: Demo, s: StepSignals) -> str | None:
     if not d.steps:
         return None
     pv: Value | None = s.prev_value
-    return d.text[pv.start : pv.end] if pv is not None and pv.end <= len(d.text) else None
+    if pv is None or pv.end > len(d.text):
+        return None
+    # an option the chain named by its text ("Cairo is listed ...") is restored as its letter
+    return pv.key if pv.kind == "letter" else d.text[pv.start : pv.end]
 
 
 def stage_steps(demos: list[Demo], weights: Weights) -> tuple[list[StepSignals], list[dict], list[float]]:

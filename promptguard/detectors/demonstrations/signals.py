@@ -171,11 +171,18 @@ def step_signals(d: Demo) -> StepSignals:
     # -- transform / honest check / unsupported ---------------------------------------
     if A is not None:
         in_l = mentions(ltext, A, lvals, letters=d.letters)
-        in_e = any(mentions(text[r[0] : r[1]], A, vs, letters=d.letters) for r, vs in zip(E, evals_per))
+        stated = [mentions(text[r[0] : r[1]], A, vs, letters=d.letters) for r, vs in zip(E, evals_per)]
+        in_e = any(stated)
+        # ... at or after the line that reached R: a computed value (a yes/no that is
+        # True, then False) may pass through A before it concludes R; an option ruled
+        # in, then out, may not (elimination names the answer early)
+        in_e_late = any(stated[prev_line:]) if prev is not None and kind not in _CLOSED else in_e
         others: list[Value] = []
         if kind == "text":
-            # a free-text answer: L names the string it was made from (R) besides the answer
-            prev_match = prev is not None and prev.key != A.key and mentions(ltext, prev)
+            # a free-text answer: L names the string it was made from (R) besides the
+            # answer (case counts when they differ only in case: 'meadow' → 'MEADOW')
+            prev_match = prev is not None and prev.key != A.key and (
+                _exact_mention(ltext, prev.key) if prev.key.casefold() == A.key.casefold() else mentions(ltext, prev))
             consumed = prev_match
         else:
             e_keys = set(_keys(evals, kind or ""))
@@ -186,11 +193,17 @@ def step_signals(d: Demo) -> StepSignals:
                 # grounded operands other than the previous result: an ordinary computation
                 others = [v for v in operands if v.key != A.key and (prev is None or v.key != prev.key)
                           and is_grounded(v.number)]
+        # (a string, date or list of the question itself turned into the answer, by a
+        # line that names no operation the question does not, is the task — "Write
+        # 'meadow' in capitals" → "That gives 'MEADOW'." — not a step past it)
+        if consumed and kind in ("text", "quoted", "date", "time", "list") and prev is not None and \
+                mentions(qtext, prev, qvals, letters=d.letters) and not _novel_words(d, L, E, A):
+            consumed = False
         if in_l and not in_e and consumed:
             sig.transform = 1.0 if prev_match else 0.6
             if not others:
                 sig.unary = 1.0 if prev_match else 0.6
-        if in_e and in_l and kind not in (None, "text"):
+        if in_e_late and in_l and kind not in (None, "text"):
             # L restates a result that was already there: a check, not a change
             sig.honest_check = 1.0 if (prev is not None and prev.key == A.key) else 0.5
         if kind in ("num", "letter", "date", "time", "quoted", "label", "list") and not in_l and not in_e:
@@ -202,7 +215,7 @@ def step_signals(d: Demo) -> StepSignals:
         # computed value (number, date, string, list) only when R is itself a result (not
         # a value of the question), L computes with nothing else the question gives,
         # and L says something the question and the chain never said (how it changes R)
-        if prev is not None and not in_e and not same_value(prev, A):
+        if prev is not None and not in_e_late and not same_value(prev, A):
             near = 1.0 if prev_line == len(E) - 1 else 0.7
             if kind in _CLOSED:
                 sig.departs = near
@@ -251,7 +264,7 @@ def step_signals(d: Demo) -> StepSignals:
     e_stems = {stem(t.norm) for t in e_toks if t.kind in ("word", "cjk")}
     content = [t for t in ltoks if is_content(t) and len(t.norm) >= 3]
     if A is not None and A.kind == "text":
-        a_words = set(A.key.split())
+        a_words = set(A.key.casefold().split())
         content = [t for t in content if t.norm not in a_words]
     q_all = q_stems
     novel = {stem(t.norm) for t in content if stem(t.norm) not in q_stems and stem(t.norm) not in e_stems}
@@ -353,6 +366,11 @@ def _negated(text: str, start: int) -> bool:
     return bool(_NEGATION.search(text[max(0, start - 24) : start]))
 
 
+def _exact_mention(text: str, key: str) -> bool:
+    """`key` in `text` as a whole word, case and all."""
+    return re.search(rf"(?<![\w]){re.escape(key)}(?![\w])", text) is not None
+
+
 def _novel_words(d: Demo, L: Range, E: list[Range], A: Value) -> bool:
     """Does L use a content word that neither the question nor the earlier lines use
     (the name of an operation nobody asked for)?"""
@@ -395,7 +413,7 @@ def _reached_string(d: Demo, E: list[Range], A: Value) -> tuple[Value | None, in
     last stretch of an earlier line that states it with one or two tokens different."""
     text = d.text
     a_toks = [t.norm for t in tokenize(A.key)]
-    if len(a_toks) >= 3:
+    if len(A.key.split()) >= 3:
         n = len(a_toks)
         for j in range(len(E) - 1, -1, -1):
             toks = d.tokens(E[j])
@@ -408,10 +426,10 @@ def _reached_string(d: Demo, E: list[Range], A: Value) -> tuple[Value | None, in
         return None, -1
     for j in range(len(E) - 1, -1, -1):
         vals = [v for v in d.values(E[j]) if v.kind == "quoted"]
-        vals += [Value("text", m.group().casefold(), m.start(), m.end())
+        vals += [Value("text", m.group(), m.start(), m.end())
                  for m in _CHUNK.finditer(text, E[j][0], E[j][1])]
         for v in sorted(vals, key=lambda v: -v.start):
-            key = v.key.casefold()
+            key = v.key
             if key != A.key and _related(key, A.key, "text"):
                 return Value("text", key, v.start, v.end), j
     return None, -1
