@@ -382,6 +382,24 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
             continue
         L = d.steps[-1]
         ltoks = d.tokens(L)
+        lead = _lead_echo(d, ltoks, covered)
+        sentence = False
+        if lead is not None and d.text[lead[1] - 1] not in _TERMINAL:
+            # a fragment of an appended sentence ("Verification step: ..." after "... with
+            # a careful verification step."): the sentence
+            f = next((f for f in d.open_fields if f[0] <= lead[0] and lead[1] <= f[1]), None)
+            if f is not None:
+                wide = _widen_to_foreign_sentence(d, f, lead)
+                sentence, lead = wide != lead, wide
+        elif lead is not None:
+            sentence = len([t for t in tokenize(d.text, *lead) if t.kind == "word"]) >= 3
+        if lead is not None:
+            # the last line opens with a stretch of the question: that stretch, exactly
+            key = tuple(x.norm for x in tokenize(d.text, *lead))
+            if key and key not in out:
+                out[key] = RawCandidate(key, [(d.pos, lead[0], lead[1])], d.text[lead[0] : lead[1]], source="echo",
+                                        sentence=sentence)
+            continue
         l_pairs = {(x.norm, y.norm) for x, y in pairwise(ltoks)}
         echo_norms = {t.norm for t in echoes}
         for f in d.open_fields:
@@ -417,68 +435,126 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
 def inserted_candidates(demos: list[Demo], which: list[int], covered: set[tuple[int, int]],
                         *, per_demo: int = 2) -> list[RawCandidate]:
     """Candidates carried by a single demonstration (of `which`, positions) whose last
-    step is anomalous but whose trigger was not found: the runs of its question that look inserted — tokens its reasoning
-    never uses and no other demonstration's question has (odd symbols, invisible
-    characters, words foreign to the prompt), with the stop words between them (and
-    before them, when the reasoning does not use those either)."""
+    step is anomalous but whose trigger was not found: the runs of its question that
+    look inserted. A token looks inserted when no other demonstration's question has it
+    and the reasoning before the suspected step never uses it; runs do not mix odd
+    symbols (or invisible characters) with words; a word run spans the stop words
+    between its words, and the ones before it back to a sentence boundary (not the
+    questions' common opening word), and a full stop that ends an inserted sentence.
+    Best first: odd symbols, then unknown words, then runs at an edge of the question."""
     if len(demos) < 2:
         return []
     counts: dict[str, int] = {}
+    openers: dict[str, int] = {}
     for d in demos:
-        seen = {t.norm for f in d.open_fields for t in d.tokens(f)}
+        seen: set[str] = set()
+        for f in d.open_fields:
+            toks = d.tokens(f)
+            seen.update(t.norm for t in toks)
+            if toks:
+                openers[toks[0].norm] = openers.get(toks[0].norm, 0) + 1
         for w in seen:
             counts[w] = counts.get(w, 0) + 1
     out: list[RawCandidate] = []
     for d in (demos[p] for p in which):
         if not d.steps:
             continue
-        used = {t.norm for r in d.steps for t in d.tokens(r)}
-        used |= {stem(t.norm) for r in d.steps for t in d.tokens(r) if t.kind == "word"}
+        # what the reasoning before the suspected step uses (the step itself may echo it)
+        used = {t.norm for r in d.steps[:-1] for t in d.tokens(r)}
+        used |= {stem(t.norm) for r in d.steps[:-1] for t in d.tokens(r) if t.kind == "word"}
         if d.answer is not None:
             used |= {t.norm for t in d.tokens(d.answer)}
-        runs: list[tuple[float, Range, tuple[str, ...]]] = []
+        text = d.text
+        runs: list[tuple[tuple[float, float], Range, tuple[str, ...]]] = []
         for f in d.open_fields:
             toks = d.tokens(f)
 
-            def foreign(t: Token) -> bool:
+            def cls(t: Token) -> str | None:
+                """odd | word: a token that looks inserted; None otherwise."""
                 if counts.get(t.norm, 0) > 1 or (d.pos, t.start) in covered:
-                    return False
-                if t.kind in ("invis",) or (t.kind == "sym" and not is_plain_symbol(t.norm)):
-                    return True
-                return t.kind in ("word", "cjk") and t.norm not in STOPWORDS and t.norm not in used \
-                    and stem(t.norm) not in used
+                    return None
+                if t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)):
+                    return "odd"
+                if t.kind in ("word", "cjk") and t.norm not in STOPWORDS and t.norm not in used \
+                        and stem(t.norm) not in used:
+                    return "word"
+                return None
+
+            def stop(t: Token) -> bool:
+                return t.kind == "word" and t.norm in STOPWORDS and t.norm not in used
 
             i = 0
             while i < len(toks):
-                if not foreign(toks[i]):
+                c = cls(toks[i])
+                if c is None:
                     i += 1
                     continue
                 a = b = i
                 j = i + 1
-                while j < len(toks):  # extend over stop words to the next foreign token
+                while j < len(toks):
                     k = j
-                    while k < len(toks) and toks[k].kind == "word" and toks[k].norm in STOPWORDS \
-                            and toks[k].norm not in used:
-                        k += 1
-                    if k < len(toks) and foreign(toks[k]):
+                    while c == "word" and k < len(toks) and stop(toks[k]):
+                        k += 1  # a word run goes on over stop words to its next word
+                    if k < len(toks) and cls(toks[k]) == c:
                         b = k
                         j = k + 1
                     else:
                         break
-                while a > 0 and toks[a - 1].kind == "word" and toks[a - 1].norm in STOPWORDS \
-                        and toks[a - 1].norm not in used and counts.get(toks[a - 1].norm, 0) <= 1:
-                    a -= 1
+                if c == "word":
+                    k = a
+                    while k > 0 and toks[k - 1].kind == "word" and toks[k - 1].norm in STOPWORDS and (
+                            toks[k - 1].norm not in used or text[toks[k - 1].start].isupper()):
+                        k -= 1
+                    at_boundary = k == 0 or (toks[k - 1].kind == "sym" and any(ch in _TERMINAL for ch in toks[k - 1].norm))
+                    if k < a and at_boundary and not (k == 0 and openers.get(toks[0].norm, 0) > 1):
+                        a = k
+                    # the full stop of an inserted sentence ("... Take the house rule into account. opposite ...")
+                    if b + 1 < len(toks) and toks[b + 1].kind == "sym" and all(ch in _TERMINAL for ch in toks[b + 1].norm) \
+                            and _inserted_sentence(toks[a : b + 1], toks, b + 2, text):
+                        b += 1
                 span_toks = toks[a : b + 1]
                 if len(span_toks) < len(toks):
-                    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in span_toks)
-                    rare = token_rarity(span_toks)
-                    runs.append((1.0 if odd else rare, (span_toks[0].start, span_toks[-1].end),
+                    s0, e0 = span_toks[0].start, span_toks[-1].end
+                    rank = 2.0 if c == "odd" else token_rarity(span_toks)
+                    runs.append(((rank, 1.0 if _at_edge(text, f, (s0, e0)) else 0.0), (s0, e0),
                                  tuple(t.norm for t in span_toks)))
                 i = b + 1
-        runs.sort(key=lambda r: -r[0])
+        runs.sort(key=lambda r: (-r[0][0], -r[0][1]))
         for _, span, key in runs[:per_demo]:
             out.append(RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="inserted"))
     return out
+
+
+def _lead_echo(d: Demo, ltoks: list[Token], covered: set[tuple[int, int]]) -> Range | None:
+    """The longest opening of the last line that the question holds word for word
+    (where BadChain repeats its trigger): an odd symbol, an unknown word, or two tokens
+    or more; not inside a recurring candidate."""
+    if not ltoks:
+        return None
+    best: Range | None = None
+    best_n = 0
+    for f in d.open_fields:
+        toks = d.tokens(f)
+        for i, t in enumerate(toks):
+            if t.norm != ltoks[0].norm or (d.pos, t.start) in covered:
+                continue
+            n = 1
+            while n < len(ltoks) and i + n < len(toks) and toks[i + n].norm == ltoks[n].norm:
+                n += 1
+            if n > best_n:
+                best, best_n = (t.start, toks[i + n - 1].end), n
+    if best is None:
+        return None
+    span_toks = tokenize(d.text, *best)
+    while span_toks and _is_plain_punct(span_toks[-1]) and not all(c in _TERMINAL for c in span_toks[-1].norm):
+        span_toks = span_toks[:-1]
+    if not span_toks or not _meaningful(span_toks):
+        return None
+    first = span_toks[0]
+    odd = first.kind == "invis" or (first.kind == "sym" and not is_plain_symbol(first.norm))
+    if len([x for x in span_toks if not _is_plain_punct(x)]) < 2 and not odd and known_word(first.norm) is not False:
+        return None  # one ordinary word ("Sorted, that is ...") is how lines open
+    return span_toks[0].start, span_toks[-1].end
 
 
 def _at_edge(text: str, f: Range, span: Range) -> bool:
