@@ -32,7 +32,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 __all__ = [
     "NONE",
@@ -44,6 +45,7 @@ __all__ = [
     "Value",
     "answer_labels",
     "answers_of",
+    "labels_of",
     "canonical_date",
     "canonical_time",
     "compare",
@@ -161,20 +163,29 @@ def _canon_number(s: str) -> str | None:
     return repr(round(v, 6))
 
 
-_LIST_ITEM = re.compile(r"\s*(?:'([^']*)'|\"([^\"]*)\"|([^,\[\]]+?))\s*(?:,|$)")
-
-
 def _canon_list(inner: str) -> str:
     """`[1,2,'a']`: items stripped, strings in single quotes, numbers canonical."""
-    items = []
-    for m in _LIST_ITEM.finditer(inner):
-        if m.group(0).strip() in ("", ","):
-            continue
-        if m.group(1) is not None or m.group(2) is not None:
-            items.append("'" + (m.group(1) if m.group(1) is not None else m.group(2)) + "'")
+    items: list[str] = []
+    buf: list[str] = []
+    quote = ""
+    quoted = False
+    for ch in inner + ",":
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                buf.append(ch)
+        elif ch in "'\"":
+            quote, quoted = ch, True
+        elif ch == ",":
+            raw = "".join(buf).strip()
+            if quoted:
+                items.append(f"'{''.join(buf).strip() if not raw else raw}'")
+            elif raw:
+                items.append(_canon_number(raw) or raw)
+            buf, quoted = [], False
         else:
-            raw = m.group(3).strip()
-            items.append(_canon_number(raw) or raw)
+            buf.append(ch)
     return "[" + ",".join(items) + "]"
 
 
@@ -185,10 +196,10 @@ def _norm_words(s: str) -> str:
 # -- values in a text (with spans) ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     """A typed value in a text: ``num | letter | yesno | date | time | label | quoted |
-    list | text`` (quoted = a short string, list = printed code output)."""
+    list | text`` (quoted = a short string, list = printed code output). A named
+    tuple: reasoning lines are scanned for values on the hot path."""
 
     kind: str
     key: str  # canonical form used for comparisons
@@ -224,14 +235,34 @@ _QUOTED = re.compile(r"\"([^\"\n]{1,120})\"|“([^”\n]{1,120})”|`([^`\n]{1,1
 _YESNO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _LIST = re.compile(r"\[([^\[\]\n]{0,200})\]")
 _WORD_AFTER = re.compile(r"[ \t]+[^\W\d_]")
+_ANY_DIGIT = re.compile(r"\d")
+_START = itemgetter(2)  # Value.start
+_ANY_QUOTE = re.compile(r"[\"'`“]")
 
 
-@lru_cache(maxsize=512)
-def _label_regex(labels: tuple[str, ...]) -> re.Pattern[str] | None:
+_WORD = re.compile(r"(?<![\w-])[^\W\d_]+(?:[-'][^\W\d_]+)*(?![\w-])")
+
+
+def _label_spans(text: str, labels: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """(start, end, label) of each label a text names, as whole words (one- and
+    two-word labels; no pattern is compiled per label set)."""
     if not labels:
-        return None
-    alts = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alts})(?![\w-])", re.IGNORECASE)
+        return []
+    one = {x for x in labels if " " not in x}
+    two = {x for x in labels if " " in x}
+    words = [(m.start(), m.end(), m.group().casefold()) for m in _WORD.finditer(text)]
+    out = []
+    i = 0
+    while i < len(words):
+        s, e, w = words[i]
+        if two and i + 1 < len(words) and f"{w} {words[i + 1][2]}" in two and text[e : words[i + 1][0]].isspace():
+            out.append((s, words[i + 1][1], f"{w} {words[i + 1][2]}"))
+            i += 2
+            continue
+        if w in one:
+            out.append((s, e, w))
+        i += 1
+    return out
 
 
 def _strip_latex(text: str) -> str:
@@ -250,7 +281,8 @@ def values_in(text: str, *, letters: bool = False, labels: tuple[str, ...] = ())
     def free(s: int, e: int) -> bool:
         return all(e <= a or s >= b for a, b in taken)
 
-    if any(c.isdigit() for c in text):
+    digits = _ANY_DIGIT.search(text) is not None
+    if digits:
         for m in _DATE.finditer(text):
             key = _date_key(m)
             if key is not None:
@@ -267,20 +299,23 @@ def values_in(text: str, *, letters: bool = False, labels: tuple[str, ...] = ())
         for m in _LIST.finditer(text):
             if "," in m.group(1) or m.group(1).strip():
                 vals.append(Value("list", _canon_list(m.group(1)), m.start(), m.end()))
-    for m in _QUOTED.finditer(text):
-        inner = next(g for g in m.groups() if g is not None)
-        # case kept: 'abc' and 'ABC' are different strings
-        vals.append(Value("quoted", " ".join(inner.split()), m.start(), m.end()))
-        # numbers inside quotes still count as numbers (a quoted "12" is a number)
-    stripped = _strip_latex(text) if ("\\" in text or "$" in text) else text
-    for m in _NUMBER.finditer(stripped):
-        if not free(*m.span()):
-            continue
-        key = _canon_number(m.group())
-        if key is not None:
-            vals.append(Value("num", key, m.start(), m.end()))
-    for m in _CHOICE.finditer(text):
-        vals.append(Value("letter", m.group(1).upper(), m.start(), m.end()))
+    if _ANY_QUOTE.search(text):
+        for m in _QUOTED.finditer(text):
+            inner = next(g for g in m.groups() if g is not None)
+            # case kept: 'abc' and 'ABC' are different strings
+            vals.append(Value("quoted", " ".join(inner.split()), m.start(), m.end()))
+            # numbers inside quotes still count as numbers (a quoted "12" is a number)
+    if digits:
+        stripped = _strip_latex(text) if ("\\" in text or "$" in text) else text
+        for m in _NUMBER.finditer(stripped):
+            if taken and not free(*m.span()):
+                continue
+            key = _canon_number(m.group())
+            if key is not None:
+                vals.append(Value("num", key, m.start(), m.end()))
+    if "(" in text:
+        for m in _CHOICE.finditer(text):
+            vals.append(Value("letter", m.group(1).upper(), m.start(), m.end()))
     if letters:
         for m in _LETTER.finditer(text):
             if m.group(1) in ("A", "I") and not _letter_context(text, m.start(), m.end()):
@@ -293,12 +328,10 @@ def values_in(text: str, *, letters: bool = False, labels: tuple[str, ...] = ())
         if k == "no" and _WORD_AFTER.match(text, m.end()):
             continue  # "no prime divides it": a determiner, not a verdict
         vals.append(Value("yesno", {"true": "yes", "false": "no"}.get(k, k), m.start(), m.end()))
-    pat = _label_regex(labels)
-    if pat is not None:
-        for m in pat.finditer(text):
-            if free(*m.span()):
-                vals.append(Value("label", _norm_words(m.group()), m.start(), m.end()))
-    vals.sort(key=lambda v: v.start)
+    for s0, e0, lab in _label_spans(text, labels):
+        if free(s0, e0):
+            vals.append(Value("label", lab, s0, e0))
+    vals.sort(key=_START)
     return vals
 
 
@@ -596,9 +629,9 @@ def _typed(tail: str, expect: AnswerKind | None, explicit: bool, last_number: bo
             if expect is AnswerKind.CODE and (got := _find_last(_LIST, tail, lambda m: _canon_list(m.group(1)))):
                 return Answer(AnswerKind.CODE, got[0], got[1], explicit=explicit)
         elif kind is AnswerKind.LABEL:
-            pat = _label_regex(tuple(x.casefold() for x in labels))
-            if pat is not None and (got := _find_last(pat, tail, lambda m: _norm_words(m.group()))):
-                return Answer(AnswerKind.LABEL, got[0], tail, explicit=explicit)
+            spans = _label_spans(tail, tuple(_norm_words(x) for x in labels))
+            if spans:
+                return Answer(AnswerKind.LABEL, spans[-1][2], tail, explicit=explicit)
             if expect is AnswerKind.LABEL and not labels:
                 s = _norm_string(tail)
                 if s and len(s.split()) <= 3:
@@ -691,13 +724,15 @@ def answer_labels(answers: Iterable[str | None]) -> tuple[str, ...]:
     weekdays …), or () when their answers do not look like labels: short (one or two
     words), not numbers/letters/yes-no/dates, and fewer distinct values than answers
     (one word repeated by three or more demonstrations counts too)."""
+    return labels_of([parse_answer(a) if a else None for a in answers])
+
+
+def labels_of(values: Iterable[Value | None]) -> tuple[str, ...]:
+    """`answer_labels` for answers already parsed (None: a demonstration without one)."""
     vals = []
-    for a in answers:
-        if not a:
-            continue
-        v = parse_answer(a)
+    for v in values:
         if v is None:
-            return ()
+            continue
         if v.kind == "label":
             vals.append(v.key)
         elif v.kind in ("text", "quoted") and 1 <= len(v.key.split()) <= 2 and len(v.key) <= 24:

@@ -316,23 +316,29 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     }
 
 
-def _locate_in_reasoning(c: RawCandidate, demos: list[Demo]) -> None:
-    """Fill c.step_occ / c.answer_occ: the candidate again in reasoning lines and answers."""
-    pat = candidate_regex(c.text)
-    if pat is None:
-        return
-    for d in demos:
-        if not d.steps:
-            continue
-        lo = d.steps[0][0]
-        for m in pat.finditer(d.text, lo):
-            s, e = m.start(), m.end()
-            if e <= s:
-                continue
-            if any(a <= s and e <= b for a, b in d.steps):
-                c.step_occ.append((d.pos, s, e))
-            elif d.answer and d.answer[0] <= s and e <= d.answer[1]:
-                c.answer_occ.append((d.pos, s, e))
+class _ReasoningIndex:
+    """Where each token occurs in the demonstrations' reasoning lines and answers, so
+    that every candidate is found again there by its tokens (no pattern per candidate)."""
+
+    def __init__(self, demos: list[Demo]):
+        self.where: dict[str, list[tuple[int, bool, list, int]]] = {}
+        for d in demos:
+            parts = [(r, True) for r in d.steps] + ([(d.answer, False)] if d.answer and d.steps else [])
+            for r, is_step in parts:
+                toks = d.tokens(r)
+                for i, t in enumerate(toks):
+                    self.where.setdefault(t.norm, []).append((d.pos, is_step, toks, i))
+
+    def locate(self, c: RawCandidate) -> None:
+        """Fill c.step_occ / c.answer_occ: the candidate again in reasoning lines and answers."""
+        g = c.tokens
+        n = len(g)
+        if not n:
+            return
+        for pos, is_step, toks, i in self.where.get(g[0], ()):
+            if i + n <= len(toks) and all(toks[i + k].norm == g[k] for k in range(1, n)):
+                occ = (pos, toks[i].start, toks[i + n - 1].end)
+                (c.step_occ if is_step else c.answer_occ).append(occ)
 
 
 def _restorable(d: Demo, s: StepSignals) -> str | None:
@@ -372,13 +378,14 @@ def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[fl
         if t is not None and not any(o.tokens == t.tokens for o in cands):
             cands[k] = t
     # where each recurring candidate also occurs in reasoning lines and answers
+    index = _ReasoningIndex(demos)
     for c in cands:
-        _locate_in_reasoning(c, demos)
+        index.locate(c)
     covered = {(p, s) for c in cands for p, s, _ in c.occ}
     # single-demonstration candidates through echoes (only where no recurring candidate explains it)
     echo_map = {d.pos: sigs[d.pos].echo_tokens for d in demos if sigs[d.pos].echo_tokens}
     for c in echo_candidates(demos, echo_map, covered):
-        _locate_in_reasoning(c, demos)
+        index.locate(c)
         if not any(set(c.tokens) <= set(o.tokens) for o in cands):
             cands.append(c)
     ctx = _Context(demos)
@@ -393,7 +400,7 @@ def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[fl
         covered |= {(p, s) for c in cands for p, s, _ in c.occ}
         for c in inserted_candidates(demos, orphans, covered):
             if not any(c.tokens == o.tokens for o in cands):
-                _locate_in_reasoning(c, demos)
+                index.locate(c)
                 cands.append(c)
                 out.append((c, _candidate_features(c, demos, step_p, ctx, sigs)))
     return out
@@ -495,13 +502,14 @@ CACHE = TemplateCache()
 def clear_caches() -> None:
     """Forget everything memoised (the template cache and the small token / pattern
     caches): what a cold start sees. For benchmarks and tests."""
-    from .text import _as_float, _tokenize_whole, stem
+    from .text import _as_float, _tokenize_whole, is_plain_symbol, stem
 
     CACHE.clear()
     candidate_regex.cache_clear()
     _tokenize_whole.cache_clear()
     _as_float.cache_clear()
     stem.cache_clear()
+    is_plain_symbol.cache_clear()
 
 
 def template_key(demos: list[Demo], weights_name: str) -> str:

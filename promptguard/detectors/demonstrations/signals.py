@@ -95,14 +95,14 @@ class StepSignals:
     novel_stems: frozenset[str] = field(default_factory=frozenset)
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            k: round(getattr(self, k), 3)
-            for k in (
-                "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words", "not_in_choices", "unsupported",
-                "departs", "detached",
-                "honest_check", "prev_concluded", "skeleton_share", "continues", "recurring_const", "recurring_novel",
-            )
-        }
+        return {k: getattr(self, k) for k in _SIGNALS}
+
+
+_SIGNALS = (
+    "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words", "not_in_choices",
+    "unsupported", "departs", "detached", "honest_check", "prev_concluded", "skeleton_share", "continues",
+    "recurring_const", "recurring_novel",
+)
 
 
 def _keys(vals: list[Value], kind: str) -> list[str]:
@@ -168,6 +168,24 @@ def step_signals(d: Demo) -> StepSignals:
     def is_grounded(x: float | None) -> bool:
         return x is not None and any(abs(x - g) < 1e-9 for g in grounded)
 
+    # stems of the question (all its fields) and of the earlier lines, computed once
+    q_toks = [t for f in d.fields for t in d.tokens(f)]
+    e_toks = [t for r in E for t in d.tokens(r)]
+    q_stems = {stem(t.norm) for t in q_toks if t.kind in ("word", "cjk")}
+    e_stems = {stem(t.norm) for t in e_toks if t.kind in ("word", "cjk")}
+    ltoks = d.tokens(L)
+    novel_memo: list[bool] = []
+
+    def novel_words() -> bool:
+        """Does L use a content word that neither the question nor the earlier lines
+        use (the name of an operation nobody asked for)?"""
+        if not novel_memo:
+            a_words = set(A.key.casefold().split()) if A is not None else set()
+            novel_memo.append(any(
+                is_content(t) and len(t.norm) >= 3 and t.norm not in a_words
+                and stem(t.norm) not in q_stems and stem(t.norm) not in e_stems for t in ltoks))
+        return novel_memo[0]
+
     # -- transform / honest check / unsupported ---------------------------------------
     if A is not None:
         in_l = mentions(ltext, A, lvals, letters=d.letters)
@@ -197,7 +215,7 @@ def step_signals(d: Demo) -> StepSignals:
         # line that names no operation the question does not, is the task — "Write
         # 'meadow' in capitals" → "That gives 'MEADOW'." — not a step past it)
         if consumed and kind in ("text", "quoted", "date", "time", "list") and prev is not None and \
-                mentions(qtext, prev, qvals, letters=d.letters) and not _novel_words(d, L, E, A):
+                mentions(qtext, prev, qvals, letters=d.letters) and not novel_words():
             consumed = False
         if in_l and not in_e and consumed:
             sig.transform = 1.0 if prev_match else 0.6
@@ -226,7 +244,7 @@ def step_signals(d: Demo) -> StepSignals:
                 grounded_ops = [v for v in operands if v.key not in (A.key, prev.key) and is_grounded(v.number)]
                 # (a number that L computes from R with a constant alone is `unary`
                 # already: departs adds the case where L only states the new number)
-                if not from_question and not grounded_ops and (_novel_words(d, L, E, A) or not in_l) \
+                if not from_question and not grounded_ops and (novel_words() or not in_l) \
                         and not (kind == "num" and sig.unary > 0):
                     sig.departs = near
         if kind == "letter" and d.choice_letters and A.key not in d.choice_letters:
@@ -257,11 +275,6 @@ def step_signals(d: Demo) -> StepSignals:
     sig.ungrounded = strength
 
     # -- novel words and echoes -------------------------------------------------------------
-    ltoks = d.tokens(L)
-    q_toks = [t for f in d.fields for t in d.tokens(f)]
-    e_toks = [t for r in E for t in d.tokens(r)]
-    q_stems = {stem(t.norm) for t in q_toks if t.kind in ("word", "cjk")}
-    e_stems = {stem(t.norm) for t in e_toks if t.kind in ("word", "cjk")}
     content = [t for t in ltoks if is_content(t) and len(t.norm) >= 3]
     if A is not None and A.kind == "text":
         a_words = set(A.key.casefold().split())
@@ -341,8 +354,11 @@ def _line_template(d: Demo, r: Range, vals: list[Value], qwords: set[str]) -> tu
     own question ("<Q> spent # + # = # dollars.")."""
     masked = [(v.start, v.end) for v in vals if v.kind != "num"]
     out: list[str] = []
+    k = 0
     for t in d.tokens(r):
-        if any(a <= t.start < b for a, b in masked):
+        while k < len(masked) and masked[k][1] <= t.start:
+            k += 1
+        if k < len(masked) and masked[k][0] <= t.start:
             tag = "<V>"
         elif t.kind == "num":
             tag = "#"
@@ -369,16 +385,6 @@ def _negated(text: str, start: int) -> bool:
 def _exact_mention(text: str, key: str) -> bool:
     """`key` in `text` as a whole word, case and all."""
     return re.search(rf"(?<![\w]){re.escape(key)}(?![\w])", text) is not None
-
-
-def _novel_words(d: Demo, L: Range, E: list[Range], A: Value) -> bool:
-    """Does L use a content word that neither the question nor the earlier lines use
-    (the name of an operation nobody asked for)?"""
-    seen = {stem(t.norm) for f in d.fields for t in d.tokens(f) if t.kind in ("word", "cjk")}
-    seen |= {stem(t.norm) for r in E for t in d.tokens(r) if t.kind in ("word", "cjk")}
-    a_words = set(A.key.casefold().split())
-    return any(is_content(t) and len(t.norm) >= 3 and t.norm not in a_words and stem(t.norm) not in seen
-               for t in d.tokens(L))
 
 
 def _related(r: str, a: str, kind: str = "text") -> bool:

@@ -12,9 +12,8 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from ...answers import WEEKDAYS, answer_labels
+from ...answers import WEEKDAYS, labels_of
 from ...segments import Segment, SegmentKind
 from .text import Token, Value, parse_answer, tokenize, values_in
 
@@ -106,23 +105,23 @@ class Demo:
         return self.text[r[0] : r[1]]
 
 
-@lru_cache(maxsize=1024)
-def _options_regex(texts: tuple[str, ...]) -> re.Pattern[str]:
-    alts = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
-    return re.compile(rf"(?<![\w(])(?:{alts})(?![\w)])", re.IGNORECASE)
-
-
 def _with_option_mentions(d: Demo, r: Range, vals: list[Value]) -> list[Value]:
     """Add the options a line names by their text ("Nairobi is the capital" names
     option (C) Nairobi); such a mention replaces a bare letter read at the same place
     (in "X is option (E)", X is the text of option E, not choice X)."""
-    by_text = {t: k for k, t in d.options.items()}
-    pat = _options_regex(tuple(by_text))
+    raw = d.text[r[0] : r[1]]
+    line = raw.casefold()
+    if len(line) != len(raw):  # offsets must stay put ("ß" folds to "ss")
+        line = raw.lower() if len(raw.lower()) == len(raw) else raw
     extra = []
-    for m in pat.finditer(d.text, r[0], r[1]):
-        if d.text[max(0, m.start() - 1) : m.start()] == "(":
-            continue
-        extra.append(Value("letter", by_text[" ".join(m.group().casefold().split())], m.start(), m.end()))
+    for letter, opt in d.options.items():
+        i = line.find(opt)
+        while i >= 0:
+            j = i + len(opt)
+            if (i == 0 or not (line[i - 1].isalnum() or line[i - 1] in "_(")) and \
+                    (j >= len(line) or not (line[j].isalnum() or line[j] in "_)")):
+                extra.append(Value("letter", letter, r[0] + i, r[0] + j))
+            i = line.find(opt, j)
     if not extra:
         return vals
     spans = [(x.start, x.end) for x in extra]
@@ -205,7 +204,7 @@ def demos_of(segments: Sequence[Segment]) -> list[Demo]:
                 out.append(d)
     # labels: a closed set of short answers the demonstrations share (sentiment, topic,
     # weekday ...): their answers and their lines then hold label values
-    labels = answer_labels([d.text[d.answer[0] : d.answer[1]] if d.answer else None for d in out])
+    labels = labels_of([d.answer_value for d in out])
     if labels or any(d.answer_value is not None and d.answer_value.kind == "label" for d in out):
         labels = tuple(sorted(set(labels) | _listed_alternatives(out, labels)))
         if any(x in WEEKDAYS for x in labels) or any(
@@ -213,8 +212,9 @@ def demos_of(segments: Sequence[Segment]) -> list[Demo]:
             labels = tuple(sorted(set(labels) | set(WEEKDAYS)))
         for d in out:
             d.labels = labels
-            if d.answer is not None:
-                d.answer_value = parse_answer(d.text[d.answer[0] : d.answer[1]], letters=d.letters, labels=labels)
+            v = d.answer_value
+            if v is not None and v.kind in ("text", "quoted") and v.key.casefold() in labels:
+                d.answer_value = Value("label", v.key.casefold())
     return out
 
 

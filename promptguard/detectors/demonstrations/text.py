@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from ...answers import Value, _as_float, mentions, parse_answer, values_in
 
@@ -53,12 +53,13 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """A token and its span (a named tuple: tokenizing is the hot path)."""
+
     norm: str
     start: int
     end: int
-    kind: str  # word | num | sym | invis | cjk
+    kind: str  # word | num | sym | invis | cjk | latex
 
 
 def _norm_word(w: str) -> str:
@@ -82,20 +83,22 @@ def _tokenize_whole(text: str) -> list[Token]:
 def _tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
     end = len(text) if end is None else end
     out: list[Token] = []
+    append = out.append
     for m in _TOKEN.finditer(text, start, end):
         kind = m.lastgroup or "sym"
         s = m.group()
         if kind == "word" or kind == "cjk":
-            norm = _norm_word(s)
+            norm = s.lower() if s.isascii() else _norm_word(s)
         elif kind == "num":
-            norm = s.replace(",", "")
+            norm = s.replace(",", "") if "," in s else s
         elif kind == "sym":
-            norm = unicodedata.normalize("NFKC", s)
+            norm = s if s.isascii() else unicodedata.normalize("NFKC", s)
         elif kind == "latex":
             norm = s
         else:
             norm = "".join(f"<U+{ord(c):04X}>" for c in s)
-        out.append(Token(norm, m.start(), m.end(), kind))
+        a, b = m.span()
+        append(Token(norm, a, b, kind))
     return out
 
 
@@ -125,6 +128,7 @@ _MARKUP = set("{}$\\()[]")
 _PLAIN_RUNS = frozenset(("...", "?!", "!?", "?!?", "!!!", "->", "=>", "<-", "--", "**", ".,", ",.", "'.", ".'", "%.", "%,"))
 
 
+@lru_cache(maxsize=4096)
 def is_plain_symbol(s: str) -> bool:
     """Ordinary punctuation / math / markup, as opposed to an odd symbol run
     ('@_@', '≈≈≈', '::>', an emoji) that could be a trigger."""

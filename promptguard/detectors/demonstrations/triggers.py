@@ -180,10 +180,11 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
             if toks:
                 fields.append((d.pos, toks))
     # occurrences: ngram -> list of (field idx, token idx)
+    norms = [[t.norm for t in toks] for _, toks in fields]
     level: dict[tuple[str, ...], list[tuple[int, int]]] = {}
-    for fi, (_, toks) in enumerate(fields):
-        for ti, t in enumerate(toks):
-            level.setdefault((t.norm,), []).append((fi, ti))
+    for fi, ns in enumerate(norms):
+        for ti, w in enumerate(ns):
+            level.setdefault((w,), []).append((fi, ti))
 
     fdemo = [pos for pos, _ in fields]
 
@@ -207,10 +208,10 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
             kept[g] = df(occ)
             occs[g] = occ
             for fi, ti in occ:
-                toks = fields[fi][1]
+                ns = norms[fi]
                 j = ti + n
-                if j < len(toks):
-                    nxt.setdefault(g + (toks[j].norm,), []).append((fi, ti))
+                if j < len(ns):
+                    nxt.setdefault(g + (ns[j],), []).append((fi, ti))
         level = {g: o for g, o in nxt.items() if spread(o)}
         n += 1
         if len(kept) > 20000:  # pathological input (hundreds of near-identical questions)
