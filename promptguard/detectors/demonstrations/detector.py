@@ -189,6 +189,10 @@ class DemonstrationsDetector:
             if best is not None:
                 chosen[best.text] = best
         triggers = [c for c in strong if c.text in chosen or c.text in named]
+        # ... whose other carriers go too when they are suspect themselves (a trigger in
+        # the question and a reported score: the same backdoor, less sure of its step)
+        for c in triggers:
+            targets |= {k for k in c.carriers if (v := rep.demo(k[1], k[0])) is not None and v.score >= self.report_at}
         edits: list[Edit] = []
         keep = [d for d in demos if (d.seg.kind, d.index) not in targets]
         repair = self.repair == "always" or (self.repair == "auto" and len(keep) < self.min_keep)
