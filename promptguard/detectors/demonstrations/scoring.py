@@ -47,7 +47,7 @@ PRINCIPLED: Weights = {
     "step": {
         "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 2.0, "yesno_stated": 2.0,
         "ungrounded": 2.0, "novel": 0.3, "echo": 1.5, "echo_words": 0.5, "not_in_choices": 2.5, "unsupported": 1.5,
-        "departs": 4.5, "detached": 1.0, "continues": 2.0,
+        "departs": 4.5, "detached": 2.0, "continues": 3.0,
         "honest_check": -2.0, "prev_concluded": 0.0, "skeleton_share": 0.0, "recurring_const": 1.5,
         "recurring_novel": 0.0, "skel_x_anomaly": 2.0,
     },
