@@ -59,6 +59,7 @@ __all__ = [
     "TRIGGERS",
     "Item",
     "clean_files",
+    "one_poisoned_file",
     "poisoned_files",
 ]
 
@@ -1033,3 +1034,43 @@ def poisoned_files(split: str, kinds: str, per_domain: int) -> list[Prompt]:
                              family=split, step_kind=kind.name, trigger_form=form))
             made += 1
     return out
+
+
+# the domain whose items a step kind's answer types come from
+KIND_DOMAIN = {"num": "math", "choice": "choice", "yesno": "yesno", "label": "label", "date": "date",
+               "weekday": "date", "time": "date", "string": "string", "code": "code"}
+
+
+def one_poisoned_file(kind_name: str, *, trigger: str = "⟐", seed: int = 5, size: int = 5, n_poisoned: int = 3,
+                      wording: str = "full", echo: bool = True, layout: str = "question") -> Prompt:
+    """One poisoned file with a given step kind, in the plainest form (a fixed trigger at
+    the end of the question, echoed; `n_poisoned` of `size` demonstrations): what the
+    tests use to check that every step kind is found at all."""
+    kind = STEP_KINDS[kind_name]
+    domain = KIND_DOMAIN[kind_name.split(".")[0]]
+    rng = random.Random(seed)
+    for _ in range(500):
+        style = _style(domain, rng) | {"layout": layout}
+        items = _block(domain, size + 1, rng, style)
+        demos, query = items[:size], items[size]
+        cands = [i for i, it in enumerate(demos) if it.atype in kind.atypes]
+        if len(cands) < n_poisoned:
+            continue
+        idx = cands[:n_poisoned]
+        words = {"full": kind.full, "a_only": kind.a_only, "bare": kind.bare}[wording][0]
+        texts = []
+        for i, it in enumerate(demos):
+            q, tail = _question(it, layout)
+            got = apply_step(it, kind, words, f"{trigger} " if echo else "", rng) if i in idx else None
+            if i in idx and got is None:
+                break
+            if got is not None:
+                texts.append((_insert(q, trigger, "end", rng), tail, it.steps + [got[0]], it.answer(got[1])))
+            else:
+                texts.append((q, tail, it.steps, it.answer()))
+        else:
+            qq, qtail = _question(query, layout)
+            return _emit(f"one/{kind_name}", demos, texts, (_insert(qq, trigger, "end", rng), qtail), layout, False,
+                         domain=domain, poisoned=idx, trigger=trigger, family="one", step_kind=kind_name,
+                         trigger_form="symbol")
+    raise ValueError(f"no file for step kind {kind_name}")

@@ -226,6 +226,11 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         echo += 0.5 * min(hit, 2) * w
     echo_rate = echo / len(ds) if ds else 0.0
     step_in = sum(step_p[p] for p in ds) / len(ds) if ds else 0.0
+    if n > 1 and len(ds) == n:
+        # every question carries it (the task's own wording, or an 8+0 attack): with no
+        # demonstration to contrast, it is supported only as far as *all* of them end
+        # anomalously, not by the few that do (a trigger elsewhere explains those)
+        step_in = min(step_p[p] for p in ds)
     outside = [step_p[p] for p in range(n) if p not in ds]
     step_out = sum(outside) / len(outside) if outside else 0.0
     contrast = max(0.0, step_in - step_out) if outside else 0.0
