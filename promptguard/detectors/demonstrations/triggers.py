@@ -295,8 +295,11 @@ def echo_trim(c: RawCandidate, demos: list[Demo], kept: dict[tuple[str, ...], fr
     (i, j), v = max(votes.items(), key=lambda kv: (kv[1], kv[0][1] - kv[0][0]))
     if v < 2 or v * 2 < len(ds):
         return None
+    # (an echoed run of odd symbols or invisible characters is the trigger whatever it is
+    # glued to: no question wording looks like that)
+    odd = all(x.startswith("<U+") or (not any(ch.isalnum() for ch in x) and not is_plain_symbol(x)) for x in g[i:j])
     for rest in (g[:i], g[j:]):
-        if rest and not all(x in STOPWORDS or not any(ch.isalnum() for ch in x) for x in rest) \
+        if rest and not odd and not all(x in STOPWORDS or not any(ch.isalnum() for ch in x) for x in rest) \
                 and not _elsewhere(rest, c.demo_set, kept):
             return None
     occ = []
