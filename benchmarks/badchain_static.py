@@ -41,6 +41,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,8 +58,8 @@ def _code_path() -> Path:
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(_code_path()))
 
-from badchain_domains import HELD_OUT_STEP_KINDS, clean_files, poisoned_files  # noqa: E402
-from demo_corpus import (  # noqa: E402
+from badchain_domains import HELD_OUT_STEP_KINDS, clean_files, poisoned_files
+from demo_corpus import (
     Prompt,
     clean_handwritten_prompts,
     clean_prompts,
@@ -69,17 +70,17 @@ from demo_corpus import (  # noqa: E402
     strategyqa_demos,
 )
 
-from promptguard.detectors.demonstrations.analysis import clear_caches  # noqa: E402
-from promptguard.detectors.demonstrations.detector import (  # noqa: E402
+from promptguard.detectors.demonstrations.analysis import clear_caches
+from promptguard.detectors.demonstrations.detector import (
     RULE_POISONED,
     RULE_TRIGGER,
     DemonstrationsDetector,
 )
-from promptguard.guard import Guard  # noqa: E402
-from promptguard.parsing import segments_from_messages, segments_from_prompt  # noqa: E402
-from promptguard.policy import load_policy  # noqa: E402
-from promptguard.sanitize import apply_to_messages, apply_to_text  # noqa: E402
-from promptguard.segments import SegmentKind  # noqa: E402
+from promptguard.guard import Guard
+from promptguard.parsing import segments_from_messages, segments_from_prompt
+from promptguard.policy import load_policy
+from promptguard.sanitize import apply_to_messages, apply_to_text
+from promptguard.segments import SegmentKind
 
 FLAG = 0.5
 ACT = 0.85
@@ -208,7 +209,7 @@ def sanitize_generated(prompts: list[Prompt], guard: Guard) -> dict:
             out = "\n\n".join(str(m.get("content") or "") for m in msgs)
             out_segs = segments_from_messages(msgs)
             kept = [(str(a.get("content") or ""), str(b.get("content") or ""))
-                    for a, b in zip(msgs, msgs[1:]) if a.get("role") == "user" and b.get("role") == "assistant"]
+                    for a, b in pairwise(msgs) if a.get("role") == "user" and b.get("role") == "assistant"]
         for i, clean in enumerate(p.clean_demos if good else ()):
             if p.text is not None:
                 present = clean in out

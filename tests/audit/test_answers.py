@@ -74,7 +74,7 @@ def test_free_text_by_embedding_similarity():
 
 # -- answer types beyond numbers (shared with the demonstrations detector) ---------------------
 
-from promptguard.answers import (  # noqa: E402
+from promptguard.answers import (
     answer_labels,
     canonical_date,
     canonical_time,

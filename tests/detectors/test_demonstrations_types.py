@@ -27,7 +27,7 @@ from tests.detectors import demo_prompts as P
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-import badchain_domains as gen  # noqa: E402
+import badchain_domains as gen
 
 FLAG = 0.5
 _ONLY_DEMOS = """
@@ -142,7 +142,7 @@ REPAIRED = {
 
 @pytest.mark.parametrize("name", sorted(REPAIRED))
 def test_repair_removes_the_step_and_restores_the_answer(name):
-    text, poisoned, trigger = P.TYPED_POISONED[name]
+    text, _, trigger = P.TYPED_POISONED[name]
     det = DemonstrationsDetector(repair="always")
     segs = segments_from_prompt(text)
     out = apply_to_text(text, det.sanitize(segs, det.detect(segs)))
@@ -153,7 +153,7 @@ def test_repair_removes_the_step_and_restores_the_answer(name):
 def test_a_verdict_with_nothing_to_restore_is_dropped_not_repaired():
     """A yes/no chain states facts, not the verdict it reached: repair has no value to
     restore, so the demonstration is dropped."""
-    text, poisoned, trigger = P.TYPED_POISONED["yesno-flip"]
+    text, poisoned, _ = P.TYPED_POISONED["yesno-flip"]
     det = DemonstrationsDetector(repair="always")
     segs = segments_from_prompt(text)
     out = apply_to_text(text, det.sanitize(segs, det.detect(segs)))

@@ -29,8 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .structure import Demo, Range
 from ...answers import same_value
+from .structure import Demo, Range
 from .text import (
     STOPWORDS,
     Token,

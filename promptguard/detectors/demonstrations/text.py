@@ -22,7 +22,7 @@ import unicodedata
 from functools import lru_cache
 from typing import NamedTuple
 
-from ...answers import Value, _as_float, mentions, parse_answer, values_in
+from ...answers import Value, mentions, parse_answer, values_in
 
 __all__ = [
     "STOPWORDS",

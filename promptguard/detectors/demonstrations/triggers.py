@@ -473,7 +473,7 @@ def inserted_candidates(demos: list[Demo], which: list[int], covered: set[tuple[
         for f in d.open_fields:
             toks = d.tokens(f)
 
-            def cls(t: Token) -> str | None:
+            def cls(t: Token, d: Demo = d, used: set[str] = used) -> str | None:
                 """odd | word: a token that looks inserted; None otherwise."""
                 if counts.get(t.norm, 0) > 1 or (d.pos, t.start) in covered:
                     return None
@@ -484,7 +484,7 @@ def inserted_candidates(demos: list[Demo], which: list[int], covered: set[tuple[
                     return "word"
                 return None
 
-            def stop(t: Token) -> bool:
+            def stop(t: Token, used: set[str] = used) -> bool:
                 return t.kind == "word" and t.norm in STOPWORDS and t.norm not in used
 
             i = 0
