@@ -2,11 +2,24 @@
 already reached result, and does its final answer follow that step?
 
 For a demonstration with reasoning lines E₁…Eₖ, L (the last line before the answer)
-and answer value A:
+and answer value A (typed by the shared answer parser: a number, an option letter, a
+yes/no, a label, a date, a time, a string, a printed list or free text), R is the
+value of A's type that the chain had *reached* before L: the last one the earlier
+lines state (an option also by its text, a label from the prompt's label set, not a
+value a line rules out; for free text, the last string A is made from). The
+signals are the same for every answer type:
 
+- ``departs``: R ≠ A and nothing from R's line on states A: the answer is not what
+  the chain concluded. Decisive for options and labels (picked, not computed); for a
+  computed value (number, date, time, string, list, yes/no) only when R is itself a
+  result rather than a value of the question, L computes with nothing else the
+  question gives, and L names something neither the question nor the chain did.
 - ``transform``: L states A, no earlier line does, and L also re-uses a value of the
-  same kind that the earlier lines had reached (ideally *the* last one, the
-  previous conclusion R): L maps R ↦ A.
+  same kind that the earlier lines had reached (ideally *the* last one, R): L maps
+  R ↦ A (not when R is the question's own string or date and L names no operation the
+  question does not: that is the task).
+- ``detached``: L states no value and shares no content word with the question or
+  the chain ("Turn the verdict around.").
 - ``ungrounded``: L computes with a number that neither the question nor any
   earlier line mentions (spelled-out numbers and unit constants count as mentioned).
 - ``novel``: share of L's content words that appear nowhere in the question or the
@@ -20,8 +33,10 @@ and answer value A:
   that confirms, rather than changes, the result).
 
 Sibling signals compare L across the prompt's demonstrations: the skeleton of L
-(values and echoed tokens masked) shared with other demonstrations, and ungrounded
-constants that recur in other demonstrations' last lines.
+(values and echoed tokens masked) shared with other demonstrations, ungrounded
+constants that recur in other demonstrations' last lines, and ``continues``: the
+chain is a sibling's whole chain (as templates: values and the question's own words
+masked) plus L — the clean template, then one more step.
 """
 
 from __future__ import annotations
@@ -279,7 +294,7 @@ def step_signals(d: Demo) -> StepSignals:
     if A is not None and A.kind == "text":
         a_words = set(A.key.casefold().split())
         content = [t for t in content if t.norm not in a_words]
-    q_all = q_stems
+    q_all = q_stems  # every field's stems (q_stems below is the open fields' only)
     novel = {stem(t.norm) for t in content if stem(t.norm) not in q_stems and stem(t.norm) not in e_stems}
     sig.novel_stems = frozenset(novel)
     # share of L's own words (echoes of the question left out) that nothing before uses
