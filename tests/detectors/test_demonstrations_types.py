@@ -193,6 +193,17 @@ def test_every_step_kind_is_found_in_its_plainest_form(det, kind):
     assert best.text == p.trigger
 
 
+def test_cold_start_gives_the_same_analysis(det):
+    """clear_caches() (what the benchmark's cold timings call) forgets every memo and
+    changes nothing in the result."""
+    from promptguard.detectors.demonstrations.analysis import clear_caches
+
+    segs = segments_from_prompt(P.TYPED_POISONED["date-month"][0])
+    warm = [(f.rule, f.segment_index, round(f.score, 6)) for f in det.detect(segs)]
+    clear_caches()
+    assert [(f.rule, f.segment_index, round(f.score, 6)) for f in det.detect(segs)] == warm
+
+
 def test_held_out_step_kinds_are_fixed_and_known():
     """The held-out list is part of the benchmark's contract: every name is a step kind
     the generator has, and the tune split never draws one."""

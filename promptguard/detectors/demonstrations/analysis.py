@@ -507,7 +507,8 @@ CACHE = TemplateCache()
 def clear_caches() -> None:
     """Forget everything memoised (the template cache and the small token / pattern
     caches): what a cold start sees. For benchmarks and tests."""
-    from .text import _as_float, _tokenize_whole, is_plain_symbol, stem
+    from ...answers import _as_float
+    from .text import _tokenize_whole, is_plain_symbol, stem
 
     CACHE.clear()
     candidate_regex.cache_clear()
