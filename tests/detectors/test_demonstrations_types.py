@@ -81,7 +81,7 @@ def test_the_reached_value_is_read_for_every_answer_type():
     want = {
         "choice-option-text": ("letter", "B"), "label-refile": ("label", "sports"),
         "date-month": ("date", "March 12, 2025"), "time-zone": ("time", "10:45"),
-        "string-swap": ("quoted", "'tenalp'"), "code-output": ("list", "[1, 3, 4]"),
+        "string-swap": ("quoted", "tenalp"), "code-output": ("list", "[1, 3, 4]"),
     }
     for name, (kind, reached) in want.items():
         text = P.TYPED_POISONED[name][0]

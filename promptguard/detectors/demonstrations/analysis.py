@@ -194,12 +194,20 @@ class _Context:
                 self.total[it] = self.total.get(it, 0) + 1
 
 
+def _quantile(xs: list[float], q: float) -> float:
+    """The q-quantile of sorted xs (linear interpolation)."""
+    k = (len(xs) - 1) * q
+    i = int(k)
+    return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (k - i)
+
+
 def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
                         ctx: _Context, sigs: list[StepSignals] | None = None) -> dict[str, float]:
     n = len(demos)
     ds = c.demo_set
     toks = tokenize(c.text)
     cand_items = {it for t in toks if (it := _item(t)) is not None}
+    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in toks)
     # echo: the demonstration's last line repeats the candidate, exactly, or in part
     # (tokens of the candidate that the last line uses and no earlier line does)
     echo = 0.0
@@ -217,10 +225,14 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         here = [o for o in c.step_occ if o[0] == p and o[1] >= L[0] and o[2] <= L[1]]
         if here:
             in_last.extend(here)
-            echo += w
-            exact += w
             if d.text[L[0] : min(o[1] for o in here)].strip(" \t:-–—*>") == "":
                 lead += w  # the last line opens with it, where the attack puts it
+            elif not odd:
+                # ordinary words of the question named again inside the conclusion ("So
+                # 2015 is not a leap year.") are what conclusions do
+                w *= 0.4
+            echo += w
+            exact += w
             continue
         hit = len([x for x in cand_items if x in ctx.l_items[p] and x not in ctx.e_items[p]])
         echo += 0.5 * min(hit, 2) * w
@@ -228,9 +240,10 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     step_in = sum(step_p[p] for p in ds) / len(ds) if ds else 0.0
     if n > 1 and len(ds) == n:
         # every question carries it (the task's own wording, or an 8+0 attack): with no
-        # demonstration to contrast, it is supported only as far as *all* of them end
-        # anomalously, not by the few that do (a trigger elsewhere explains those)
-        step_in = min(step_p[p] for p in ds)
+        # demonstration to contrast, it is supported only as far as (nearly) all of them
+        # end anomalously, not by the few that do (a trigger elsewhere explains those):
+        # the lower quartile of their step probabilities
+        step_in = _quantile(sorted(step_p[p] for p in ds), 0.25)
     outside = [step_p[p] for p in range(n) if p not in ds]
     step_out = sum(outside) / len(outside) if outside else 0.0
     contrast = max(0.0, step_in - step_out) if outside else 0.0
@@ -279,7 +292,6 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     rarity = token_rarity(toks)
     stop = stop_fraction(toks)
     # how specific the span is: an odd symbol, or several content words (not "mg")
-    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in toks)
     n_content = sum(1 for t in toks if is_content(t))
     specific = 1.0 if odd else min(1.0, n_content / 2.0)
     edge_f = edge / len(c.occ) if c.occ else 0.0

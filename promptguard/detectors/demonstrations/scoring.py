@@ -47,7 +47,7 @@ PRINCIPLED: Weights = {
     "step": {
         "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 2.0, "yesno_stated": 2.0,
         "ungrounded": 2.0, "novel": 0.3, "echo": 1.5, "echo_words": 0.5, "not_in_choices": 2.5, "unsupported": 1.5,
-        "departs": 4.5, "detached": 2.0, "continues": 3.0,
+        "departs": 5.0, "detached": 2.0, "continues": 3.0,
         "honest_check": -2.0, "prev_concluded": 0.0, "skeleton_share": 0.0, "recurring_const": 1.5,
         "recurring_novel": 0.0, "skel_x_anomaly": 2.0,
     },
@@ -56,7 +56,7 @@ PRINCIPLED: Weights = {
     "trigger": {
         "bias": -4.5, "echo_rate": 2.0, "step_in": 1.0, "contrast": 1.0, "stop_frac": -1.5,
         "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "exact_echo": 3.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
-        "sep_x_plaus": 1.0, "template_x_plaus": 1.5, "template_anomaly": 3.0, "sentence_step": 7.0, "lead_echo_step": 5.0,
+        "sep_x_plaus": 1.0, "template_x_plaus": 1.5, "template_anomaly": 4.0, "sentence_step": 7.0, "lead_echo_step": 5.0,
     },
     "demo": {"bias": -4.5, "step": 4.0, "trigger": 5.5, "step_x_trigger": 2.0, "echo_of_trigger": 1.0},
 }

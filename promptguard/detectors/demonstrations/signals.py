@@ -159,7 +159,11 @@ def step_signals(d: Demo) -> StepSignals:
     kind = A.kind if A is not None else None
     prev: Value | None = None
     prev_line = -1
-    if kind and kind != "text":
+    if kind == "quoted" and E and A is not None:
+        # a string: the last one the answer is made from, quoted or not ("That gives
+        # a-b-c." before "`c-b-a`"), else the last quoted one
+        prev, prev_line = _reached_string(d, E, A)
+    if kind and kind != "text" and prev is None:
         for j in range(len(E) - 1, -1, -1):
             same = [v for v in evals_per[j] if v.kind == kind and not _negated(text, v.start)]
             if same:
@@ -443,7 +447,7 @@ def _reached_string(d: Demo, E: list[Range], A: Value) -> tuple[Value | None, in
                 diff = sum(1 for x, y in zip(window, a_toks) if x.norm != y)
                 if 0 < diff <= 2:
                     s, e = window[0].start, window[-1].end
-                    return Value("text", " ".join(text[s:e].casefold().split()), s, e), j
+                    return Value(A.kind, " ".join(text[s:e].split()), s, e), j
         return None, -1
     for j in range(len(E) - 1, -1, -1):
         vals = [v for v in d.values(E[j]) if v.kind == "quoted"]
@@ -452,7 +456,7 @@ def _reached_string(d: Demo, E: list[Range], A: Value) -> tuple[Value | None, in
         for v in sorted(vals, key=lambda v: -v.start):
             key = v.key
             if key != A.key and _related(key, A.key, "text"):
-                return Value("text", key, v.start, v.end), j
+                return Value(A.kind, key, v.start, v.end), j
     return None, -1
 
 
