@@ -328,6 +328,8 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         "template_x_plaus": template_in * plaus,
         "template_anomaly": template_in * anomaly_in * plaus,
         "single": 1.0 if single else 0.0,
+        # one question holds an odd symbol run nothing else has, and ends anomalously
+        "single_odd_step": (1.0 if single and odd else 0.0) * step_in,
         "all_demos": 1.0 if len(ds) == n and n > 1 else 0.0,
         "df_frac": len(ds) / n if n else 0.0,
     }

@@ -38,6 +38,7 @@ STEP_FEATURES = (
 TRIGGER_FEATURES = (
     "echo_rate", "step_in", "contrast", "echo_x_plaus", "exact_echo", "step_x_plaus", "contrast_x_plaus",
     "sep_x_plaus", "template_x_plaus", "template_anomaly", "sentence_step", "lead_echo_step", "stop_frac", "single", "all_demos",
+    "single_odd_step",
 )
 DEMO_FEATURES = ("step", "trigger", "step_x_trigger", "echo_of_trigger")
 
@@ -57,6 +58,7 @@ PRINCIPLED: Weights = {
         "bias": -4.5, "echo_rate": 2.0, "step_in": 1.0, "contrast": 1.0, "stop_frac": -1.5,
         "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "exact_echo": 3.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
         "sep_x_plaus": 1.0, "template_x_plaus": 1.5, "template_anomaly": 4.0, "sentence_step": 7.0, "lead_echo_step": 5.0,
+        "single_odd_step": 2.5,
     },
     "demo": {"bias": -4.5, "step": 4.0, "trigger": 5.5, "step_x_trigger": 2.0, "echo_of_trigger": 1.0},
 }
