@@ -304,11 +304,11 @@ def echo_trim(c: RawCandidate, demos: list[Demo], kept: dict[tuple[str, ...], fr
             return None
     occ = []
     for p, s, e in c.occ:
-        toks = tokenize(demos[p].text, s, e)
+        toks = demos[p].tokens((s, e))
         if len(toks) != n:
             return None
         occ.append((p, toks[i].start, toks[j - 1].end))
-    core = tokenize(demos[occ[0][0]].text, occ[0][1], occ[0][2])
+    core = demos[occ[0][0]].tokens((occ[0][1], occ[0][2]))
     if not _meaningful(core):
         return None
     p0, s0, e0 = occ[0]
@@ -396,10 +396,10 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
                 wide = _widen_to_foreign_sentence(d, f, lead)
                 sentence, lead = wide != lead, wide
         elif lead is not None:
-            sentence = len([t for t in tokenize(d.text, *lead) if t.kind == "word"]) >= 3
+            sentence = len([t for t in d.tokens(lead) if t.kind == "word"]) >= 3
         if lead is not None:
             # the last line opens with a stretch of the question: that stretch, exactly
-            key = tuple(x.norm for x in tokenize(d.text, *lead))
+            key = tuple(x.norm for x in d.tokens(lead))
             if key and key not in out:
                 out[key] = RawCandidate(key, [(d.pos, lead[0], lead[1])], d.text[lead[0] : lead[1]], source="echo",
                                         sentence=sentence)
@@ -427,7 +427,7 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
                 if wide == span and not odd and not at_edge:
                     continue
                 span = wide
-                key = tuple(x.norm for x in tokenize(d.text, *span))
+                key = tuple(x.norm for x in d.tokens(span))
                 if not key or key in out:
                     continue
                 out[key] = RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="echo",
@@ -549,7 +549,7 @@ def _lead_echo(d: Demo, ltoks: list[Token], covered: set[tuple[int, int]]) -> Ra
                 best, best_n = (t.start, toks[i + n - 1].end), n
     if best is None:
         return None
-    span_toks = tokenize(d.text, *best)
+    span_toks = d.tokens(best)
     while span_toks and _is_plain_punct(span_toks[-1]) and not all(c in _TERMINAL for c in span_toks[-1].norm):
         span_toks = span_toks[:-1]
     if not span_toks or not _meaningful(span_toks):
@@ -575,8 +575,8 @@ def _widen_to_foreign_sentence(d: Demo, f: Range, span: Range) -> Range:
         if a <= span[0] and span[1] <= b:
             if (a, b) == (f[0], f[1]):
                 return span  # the sentence is the whole question
-            sent = {stem(t.norm) for t in tokenize(text, a, b) if is_content(t)}
-            rest = {stem(t.norm) for t in tokenize(text, f[0], a) + tokenize(text, b, f[1]) if is_content(t)}
+            sent = {stem(t.norm) for t in d.tokens((a, b)) if is_content(t)}
+            rest = {stem(t.norm) for t in d.tokens((f[0], a)) + d.tokens((b, f[1])) if is_content(t)}
             # ... and it is the smaller part (the appended sentence, not the question itself)
             if sent and not (sent & rest) and len(sent) <= 12 and (b - a) < (f[1] - f[0]) - (b - a):
                 return (a, b)
