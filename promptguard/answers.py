@@ -248,6 +248,9 @@ def _label_spans(text: str, labels: tuple[str, ...]) -> list[tuple[int, int, str
     two-word labels; no pattern is compiled per label set)."""
     if not labels:
         return []
+    folded = text.casefold()
+    if not any(x in folded for x in labels):
+        return []
     one = {x for x in labels if " " not in x}
     two = {x for x in labels if " " in x}
     words = [(m.start(), m.end(), m.group().casefold()) for m in _WORD.finditer(text)]
