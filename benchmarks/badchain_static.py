@@ -4,6 +4,7 @@ and removes backdoored demonstrations, and what it costs.
     .venv/bin/python benchmarks/badchain_static.py [--sets eval,legacy] [--weights auto|fitted|principled|both]
                                                    [--per-domain 60] [--badchain ../shared/data/badchain]
                                                    [--code DIR]   # measure another checkout's detector
+    .venv/bin/python benchmarks/badchain_static.py --paired-timing BASE_ROOT   # CPU per file vs another checkout
 
 Sets (``--sets``, comma-separated):
 
@@ -468,6 +469,46 @@ def print_report(out: dict) -> None:
             print(f"  flagged clean in {name}: {s['false_positives'][:6]}{' …' if len(s['false_positives']) > 6 else ''}")
 
 
+def paired_timing(base_root: Path, reps: int = 3) -> dict:
+    """CPU per file of this checkout's detector and of `base_root`'s (another checkout,
+    e.g. the last release), on the same generated eval files, alternating per file (so
+    both see the same machine load), every cache cleared before each call, the lower of
+    `reps` runs per file. Both packages are imported side by side under other names."""
+    import importlib
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="pg-paired-"))
+    (tmp / "pg_this").symlink_to(HERE.parent / "promptguard")
+    (tmp / "pg_base").symlink_to(base_root.resolve() / "promptguard")
+    sys.path.insert(0, str(tmp))
+    files = poisoned_files("eval", "held", 60) + poisoned_files("eval", "dev", 60) + clean_files("eval", 60)
+    runs = {}
+    for name in ("pg_base", "pg_this"):
+        parsing = importlib.import_module(f"{name}.parsing")
+        analysis = importlib.import_module(f"{name}.detectors.demonstrations.analysis")
+        detector = importlib.import_module(f"{name}.detectors.demonstrations.detector")
+        segs = [parsing.segments_from_prompt(p.text) if p.text is not None else parsing.segments_from_messages(p.messages)
+                for p in files]
+        runs[name] = (analysis.clear_caches, detector.DemonstrationsDetector(), segs)
+    cpu: dict[str, list[float]] = {n: [float("inf")] * len(files) for n in runs}
+    for r in range(reps):
+        for i in range(len(files)):
+            for n in (("pg_base", "pg_this") if (i + r) % 2 == 0 else ("pg_this", "pg_base")):
+                clear, det, segs = runs[n]
+                clear()
+                c0 = time.thread_time()
+                det.detect(segs[i])
+                cpu[n][i] = min(cpu[n][i], (time.thread_time() - c0) * 1000)
+    out = {}
+    for n, v in cpu.items():
+        s = sorted(v)
+        out[n] = {"median": statistics.median(s), "p95": s[int(0.95 * (len(s) - 1))], "mean": statistics.mean(s)}
+    ratios = sorted(b / a for a, b in zip(cpu["pg_base"], cpu["pg_this"]) if a > 0)
+    out["ratio_median"] = statistics.median(ratios)
+    out["files"] = len(files)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default="auto", choices=["auto", "fitted", "principled", "both"])
@@ -477,7 +518,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--code", type=Path, default=None, help="measure the detector of another checkout (its root)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "badchain_static.json")
+    ap.add_argument("--paired-timing", type=Path, default=None, metavar="BASE_ROOT",
+                    help="only time this checkout against another one (its root) on the same files, alternating")
     args = ap.parse_args()
+    if args.paired_timing is not None:
+        t = paired_timing(args.paired_timing)
+        print(f"paired CPU per file, {t['files']} generated eval files, alternating, lower of 3 runs:")
+        for n, label in (("pg_base", f"base ({args.paired_timing})"), ("pg_this", "this checkout")):
+            print(f"  {label:40s} median {t[n]['median']:.2f} ms  p95 {t[n]['p95']:.2f} ms  mean {t[n]['mean']:.2f} ms")
+        print(f"  per-file ratio this/base, median: {t['ratio_median']:.3f}")
+        return
     which = [s.strip() for s in args.sets.split(",") if s.strip()]
     bad = set(which) - {"eval", "tune", "legacy"}
     if bad:
