@@ -11,15 +11,15 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .detectors.base import Detector, create
 from .findings import Finding
-from .policy import Action, Decision, Policy, load_policy
+from .policy import Action, Decision, DetectorConfig, Policy, load_policy
 from .sanitize import Edit, apply_to_messages, apply_to_text
 from .segments import Segment, by_prompt
 
-__all__ = ["Guard", "GuardResult", "Sanitizer"]
+__all__ = ["Guard", "GuardResult", "Sanitizer", "load_guard"]
 
 
 @runtime_checkable
@@ -162,3 +162,26 @@ class Guard:
         for name in by_detector:
             decision.escalate(Action.BLOCK, f"{name}: no such detector to sanitize with")
         decision.changes = [e.describe() for e in result.edits]
+
+
+def load_guard(policy: "Guard | Policy | str | Path | None" = None, *,
+               detectors: Mapping[str, Mapping[str, Any]] | None = None) -> Guard:
+    """The one way the faces build their guard: a `Guard` as it is; otherwise a `Policy`,
+    a policy file, or None (the packaged default), with `detectors` enabled and
+    configured on top (`{"baseline": {"path": ...}}`, as `--baseline` does). Policy and
+    detector errors are raised here, before any request is seen."""
+    if isinstance(policy, Guard):
+        if detectors:
+            raise ValueError("detector options cannot be added to a guard that is already built")
+        return policy
+    pol = policy if isinstance(policy, Policy) else load_policy(policy)
+    if detectors:
+        from .detectors.base import available
+
+        pol = pol.model_copy(deep=True)
+        for name, opts in detectors.items():
+            if name not in available():
+                raise ValueError(f"detector {name!r} is not available; available: {', '.join(available())}")
+            current = pol.detectors[name].options if name in pol.detectors else {}
+            pol.detectors[name] = DetectorConfig(**{**current, **opts, "enabled": True})
+    return Guard(pol)

@@ -12,10 +12,11 @@ import fnmatch
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Literal
+from typing import Annotated, Any, Iterable, Literal, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from .audit.config import AuditConfig
 from .findings import Finding
 from .segments import SegmentKind
 from .yamlutil import load_yaml_file, load_yaml_text
@@ -47,15 +48,29 @@ class Action(str, enum.Enum):
 _ACTION_RANK = {Action.ALLOW: 0, Action.FLAG: 1, Action.SANITIZE: 2, Action.BLOCK: 3}
 
 
+# Findings that come from the faces, not from an input detector: thresholds may name them,
+# `detectors:` may not (the answer audit is configured in the policy's `audit:` section).
+FACE_FINDINGS = ("audit",)
+
+
 def _known_detector(name: str) -> str:
     from .detectors.base import available
 
+    if name in FACE_FINDINGS:
+        raise ValueError(f"{name!r} is not an input detector: configure it in the policy's '{name}:' section "
+                         f"and remove it from 'detectors:'")
     if name not in available():
         raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}")
     return name
 
 
+def _finding_source(name: str) -> str:
+    return name if name in FACE_FINDINGS else _known_detector(name)
+
+
 DetectorName = Annotated[str, AfterValidator(_known_detector)]
+# what a threshold may name: a detector, or a face's own findings ("audit")
+FindingSource = Annotated[str, AfterValidator(_finding_source)]
 
 
 class Threshold(BaseModel):
@@ -67,7 +82,7 @@ class Threshold(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    detector: DetectorName | None = None
+    detector: FindingSource | None = None
     rule: str | None = None  # glob: "PG-EXF-*"
     kinds: list[SegmentKind] | None = None
     flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -114,6 +129,28 @@ class DetectorConfig(BaseModel):
         return {k: v for k, v in (self.model_extra or {}).items()}
 
 
+class ProxySection(BaseModel):
+    """The policy's `proxy:` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Which detectors check the model's answers, in every face that checks answers (the
+    # proxy and the LangChain handler): `["*"]` for all of the policy's; unset, the
+    # face's setting (default: `DEFAULT_ANSWER_DETECTORS`).
+    answer_detectors: list[str] | None = None
+
+
+# What checks answers when neither the policy nor the face says: the detectors written for
+# answers (rules with `kinds: [answer]`, and the exfiltration check).
+DEFAULT_ANSWER_DETECTORS = ("rules", "exfiltration")
+
+
+def answer_detector_names(policy: "Policy", default: Sequence[str] = DEFAULT_ANSWER_DETECTORS) -> list[str]:
+    """The detectors that check answers under `policy` (see `ProxySection`)."""
+    names = policy.proxy.answer_detectors
+    return list(default if names is None else names)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -127,9 +164,15 @@ class Policy(BaseModel):
     )
     default: Threshold = Field(default_factory=Threshold)
     thresholds: list[Threshold] = Field(default_factory=list)
-    # Free-form sections read by the faces (proxy, audit) that own them.
-    audit: dict[str, Any] = Field(default_factory=dict)
-    proxy: dict[str, Any] = Field(default_factory=dict)
+    # The answer audit (promptguard.audit; off unless the section says otherwise).
+    audit: AuditConfig = Field(default_factory=lambda: AuditConfig(mode="off"))
+    proxy: ProxySection = Field(default_factory=lambda: ProxySection())
+
+    @field_validator("audit", mode="before")
+    @classmethod
+    def _audit_off_by_default(cls, v: Any) -> Any:
+        # a policy's audit section without a mode is off: its calls cost the user money
+        return {"mode": "off", **v} if isinstance(v, dict) and "mode" not in v else v
 
     # Where relative paths in the policy (rule sets, artifacts) are resolved from.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -235,4 +278,5 @@ def policy_from_text(text: str, base_dir: Path | None = None, name: str = "<stri
     return policy
 
 
-__all__ += ["policy_from_text", "DetectorConfig"]
+__all__ += ["policy_from_text", "DetectorConfig", "ProxySection", "answer_detector_names", "FACE_FINDINGS",
+            "DEFAULT_ANSWER_DETECTORS"]

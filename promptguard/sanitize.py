@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .content import PART_SEP as _PART_SEP
+from .content import is_text_part as _is_text_part
+from .content import message_text
 from .segments import Segment
 
 __all__ = ["Edit", "apply_to_text", "apply_to_messages", "message_text", "REMOVED_TOOL_CONTENT"]
@@ -113,28 +116,6 @@ def apply_to_text(text: str, edits: Sequence[Edit], prompt: int | None = None) -
     file), pass `prompt` to apply only the edits of that prompt's segments.
     """
     return _apply(text, [(s, e, r, d) for _, s, e, r, d in _flat(edits, prompt)])
-
-
-def message_text(msg: dict[str, Any]) -> str:
-    """The text of a message: a string, or its text parts joined by blank lines.
-
-    Segment offsets into a message with content parts are offsets into this text.
-    """
-    content = msg.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return _PART_SEP.join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
-
-
-_PART_SEP = "\n\n"
-
-
-def _is_text_part(p: Any) -> bool:
-    return isinstance(p, dict) and p.get("type") == "text"
 
 
 def _covered(text: str, ranges: list[tuple[int, int, str, bool]]) -> bool:

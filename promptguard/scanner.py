@@ -1,4 +1,8 @@
-"""The offline prompt-library scanner: files → guard → per-file results."""
+"""The offline prompt-library scanner: files → the inspection step → per-file results.
+
+Each file goes through the same inspection step as a proxied request or a LangChain
+prompt (`promptguard.inspection`), so its findings JSON is theirs, with the `line` of
+each finding added; `FileResult.to_record()` is the record the other faces write."""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .guard import Guard
-from .parsing.files import DEFAULT_MAX_BYTES, ParsedFile, iter_prompt_files, parse_file
+from .inspection import Inspection, Inspector
+from .parsing.files import DEFAULT_MAX_BYTES, PROMPT_FILE, ParsedFile, iter_prompt_files, parse_file
+from .records import BLOCKED_STATUS, Record
 
 __all__ = ["FileResult", "ScanReport", "scan_paths", "scan_file", "check_file", "auto_workers", "VERDICT_RANK"]
 
@@ -27,6 +33,19 @@ class FileResult:
     segments: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    # the inspection behind the result (kept in the scanning process only)
+    inspection: Inspection | None = field(default=None, repr=False, compare=False)
+
+    def to_record(self) -> Record:
+        """The file's record, in the shape every face writes."""
+        rec = Record(request_id=f"scan:{self.path}", endpoint="scan", client="scanner", stage="inbound")
+        if self.inspection is not None:
+            rec.note(self.inspection)
+            rec.hash_texts(prompt=self.inspection.text)
+        else:
+            rec.decision, rec.errors = self.verdict, [self.error] if self.error else []
+        rec.status = BLOCKED_STATUS if self.verdict == "block" else 200
+        return rec
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -79,34 +98,40 @@ class ScanReport:
         return {"files": [f.to_dict() for f in self.files], "summary": self.summary}
 
 
-def check_file(guard: Guard, parsed: ParsedFile) -> FileResult:
-    """Run the guard over one parsed file. Findings are ordered by position in the
-    file (prompt, then line); each carries its `line` and the `action` its own
-    score earned under the policy."""
+def check_file(guard: Guard | Inspector, parsed: ParsedFile) -> FileResult:
+    """Run the inspection step over one parsed file. Findings are ordered by position
+    in the file (prompt, then line); each is the inspection's finding JSON (with the
+    `action` its own score earned under the policy) plus its `line`."""
     if parsed.error is not None:
         return FileResult(parsed.path, "error", error=parsed.error, warnings=parsed.warnings)
-    result = guard.check(parsed.segments)
+    inspector = guard if isinstance(guard, Inspector) else Inspector(guard, raise_failures=True)
+    insp = inspector.inspect(PROMPT_FILE, parsed)
     segments = []
     for s in parsed.segments:
         d = s.to_dict()
         d["line"] = parsed.line_of(s)
         segments.append(d)
     findings = []
-    for f in result.findings:
-        seg = result.segment_for(f)
-        d = f.to_dict(seg)
-        d["action"] = guard.policy.action_for(f).value
-        d["line"] = parsed.line_of(seg, f.span[0] if f.span else 0) if seg is not None else 1
-        findings.append(d)
+    for f, d in zip(_ordered(insp), insp.findings_json()):
+        seg = insp.segment_for(f)
+        findings.append({**d, "line": parsed.line_of(seg, f.span[0] if f.span else 0) if seg is not None else 1})
     findings.sort(key=lambda d: (d.get("prompt", 0), d["line"], d["segment_kind"], d["segment_index"], -d["score"]))
     return FileResult(
         parsed.path,
-        result.action.value,
-        warnings=parsed.warnings + result.decision.errors,
+        insp.action.value,
+        warnings=parsed.warnings + insp.decision.errors,
         segments=segments,
         findings=findings,
-        checks=result.decision.checks,
+        checks=insp.decision.checks,
+        inspection=insp,
     )
+
+
+def _ordered(insp: Inspection) -> list[Any]:
+    """The findings in the order of `Inspection.findings_json`."""
+    d = insp.decision
+    reasons = {id(f) for f in d.reasons}
+    return list(d.reasons) + [f for f in d.findings if id(f) not in reasons]
 
 
 def scan_file(guard: Guard, path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> FileResult:
@@ -148,7 +173,9 @@ def _can_fork() -> bool:
 
 def _worker_scan(path: Path) -> FileResult:
     assert _worker_guard is not None
-    return scan_file(_worker_guard, path, _worker_max_bytes)
+    res = scan_file(_worker_guard, path, _worker_max_bytes)
+    res.inspection = None  # not sent back to the parent: the report does not need it
+    return res
 
 
 def scan_paths(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+# Tests write only under temporary directories: a component that falls back to its default
+# record store (`.promptguard/audit.sqlite` under the working directory) writes here instead,
+# and the session fails if the checkout gained a `.promptguard/` all the same.
+_TMP_STATE = Path(tempfile.mkdtemp(prefix="promptguard-tests-"))
+os.environ.setdefault("PROMPTGUARD_STORE", str(_TMP_STATE / "records.sqlite"))
+_CHECKOUT_STATE = REPO / ".promptguard"
+_HAD_CHECKOUT_STATE = _CHECKOUT_STATE.exists()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _HAD_CHECKOUT_STATE and _CHECKOUT_STATE.exists():
+        session.config.get_terminal_writer().line(
+            f"ERROR: the tests wrote {_CHECKOUT_STATE} into the checkout; write under tmp_path instead", red=True)
+        session.exitstatus = 1
+    shutil.rmtree(_TMP_STATE, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

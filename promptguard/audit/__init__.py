@@ -16,6 +16,7 @@ from .answers import Answer, AnswerKind, Same, compare, expected_kind, extract_a
 from .auditor import AuditCall, Auditor, AuditReport
 from .candidates import Candidate, find_candidates
 from .config import AuditConfig, AuditConfigError
+from .factory import build_auditor
 from .perturb import (
     AuditContext,
     Compose,
@@ -50,6 +51,7 @@ __all__ = [
     "Same",
     "ShuffleDemos",
     "ZeroShot",
+    "build_auditor",
     "compare",
     "expected_kind",
     "extract_answer",

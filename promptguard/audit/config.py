@@ -1,4 +1,5 @@
-"""The audit's settings, read from a policy's free-form `audit:` section.
+"""The audit's settings: the type of a policy's `audit:` section (validated with the
+policy, so a typo fails at load time with its line).
 
 ```yaml
 audit:
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["AuditConfig", "AuditConfigError", "not_an_input_detector"]
+__all__ = ["AuditConfig", "AuditConfigError"]
 
 
 class AuditConfigError(ValueError):
@@ -69,8 +70,10 @@ class AuditConfig(BaseModel):
 
     @classmethod
     def from_policy(cls, policy: Any) -> "AuditConfig":
-        """From a `Policy` (its `audit` dict), a plain dict, or None (the defaults)."""
+        """From a `Policy` (its typed `audit` section), a plain dict, or None (the defaults)."""
         section = getattr(policy, "audit", policy)
+        if isinstance(section, AuditConfig):
+            return section
         if section is None:
             section = {}
         if not isinstance(section, dict):
@@ -82,15 +85,3 @@ class AuditConfig(BaseModel):
                 f"audit.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
             )
             raise AuditConfigError(f"invalid audit settings: {problems}") from None
-
-
-def not_an_input_detector(options: dict, base_dir: Any) -> Any:
-    """The detector registry's `audit` entry. Its findings (detector "audit") can have
-    thresholds in a policy, but the audit runs on answers, through the faces, and is
-    configured in the policy's `audit:` section, not under `detectors:`."""
-    from ..detectors.base import DetectorError
-
-    raise DetectorError(
-        "'audit' is not an input detector: configure it in the policy's 'audit:' section "
-        "(mode, max_extra_calls, ...) and remove it from 'detectors:'"
-    )

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import typer
 
 from . import app
-from .common import PolicyOption, build_guard, die
+from .common import PolicyOption, build_guard, die, load_policy_or_die
 
 _HELP_LINES = """Each line is a JSON object: an OpenAI chat/completion request body, or
 {"id": ..., "request": BODY, "answer": "the answer it got"} (also "response": an OpenAI
@@ -84,16 +84,8 @@ def audit(
 
     if str(requests) != "-" and not requests.is_file():
         raise die(f"no such file: {requests}")
-    from ..policy import load_policy
-    from ..yamlutil import YamlError
-
-    try:
-        pol = load_policy(policy)
-    except YamlError as e:
-        raise die(str(e)) from None
-    except (OSError, ValueError) as e:
-        raise die(f"cannot load policy: {e}") from None
-    section = dict(pol.audit)
+    pol = load_policy_or_die(policy)
+    section = pol.audit.model_dump()
     if mode is not None:
         section["mode"] = mode
     if max_extra_calls is not None:

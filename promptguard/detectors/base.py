@@ -42,8 +42,7 @@ _REGISTRY: dict[str, str | Callable[..., Detector]] = {
     "hardened": "promptguard.harden.detector:HardenedDetector.from_config",
     "embeddings": "promptguard.detectors.embeddings:EmbeddingsDetector.from_config",
     "baseline": "promptguard.detectors.baseline:BaselineDetector.from_config",
-    # not an input detector: registered so that policies can set thresholds for its findings
-    "audit": "promptguard.audit.config:not_an_input_detector",
+    "exfiltration": "promptguard.detectors.exfiltration:ExfiltrationDetector.from_config",
 }
 
 

@@ -12,14 +12,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..sanitize import message_text
-from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
+from ..content import message_text
+from ..sanitize import apply_to_messages
+from ..segments import Anchor, DemoParts, Segment, SegmentBuilder, SegmentKind, TextRange
 from .completion import _lines, answer_parts, parse_block, parse_completion, split_blocks
 from .errors import ParseError
 
-__all__ = ["parse_messages", "is_cot", "pair_parts"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..guard import GuardResult
+
+__all__ = ["parse_messages", "is_cot", "pair_parts", "messages_text", "MESSAGES", "CHAT"]
 
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _COT_CUE = re.compile(r"step[- ]by[- ]step|\bfirst\b|\btherefore\b|\bso\b|=", re.IGNORECASE)
@@ -157,3 +161,49 @@ def _add_pair(b: SegmentBuilder, q: str, qi: int, a: str, ai: int, prompt: int) 
     anchors = (Anchor(0, len(q), qi, q_lead), Anchor(a_off, len(a), ai, a_lead))
     parts, kind = pair_parts(text, len(q), a_off, len(text))
     b.add(kind, text, anchors=anchors, parts=parts, role="user", prompt=prompt, source="few-shot")
+
+
+# -- shapes: a message list, and a chat request body ------------------------------------------
+
+
+def messages_text(messages: Sequence[Any]) -> str:
+    """The text of a conversation as records keep it: `[role] text` per message."""
+    return "\n\n".join(f"[{m.get('role')}] {message_text(m)}" for m in messages if isinstance(m, dict))
+
+
+class Messages:
+    """A list of OpenAI messages: reader and writer (other fields of each message,
+    tool calls and non-text parts are kept; see `sanitize.apply_to_messages`)."""
+
+    name = "messages"
+
+    def read(self, messages: Any) -> list[Segment]:
+        return parse_messages(messages).segments
+
+    def write(self, messages: Sequence[dict[str, Any]], result: "GuardResult") -> list[dict[str, Any]]:
+        return apply_to_messages(messages, result.edits)
+
+    def text(self, messages: Sequence[Any]) -> str:
+        return messages_text(messages)
+
+
+class ChatBody:
+    """An OpenAI chat request body (`messages`): reader and writer; every other field
+    of the body is kept as it is."""
+
+    name = "chat"
+
+    def read(self, body: Any) -> list[Segment]:
+        if not isinstance(body, dict) or "messages" not in body:
+            raise ParseError("'messages' is required")
+        return MESSAGES.read(body["messages"])
+
+    def write(self, body: dict[str, Any], result: "GuardResult") -> dict[str, Any]:
+        return {**body, "messages": MESSAGES.write(body["messages"], result)}
+
+    def text(self, body: dict[str, Any]) -> str:
+        return messages_text(body.get("messages") or [])
+
+
+MESSAGES = Messages()
+CHAT = ChatBody()

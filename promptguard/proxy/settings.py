@@ -128,11 +128,11 @@ class ProxySettings(BaseSettings):
     baseline: Path | None = Field(default=None, description="Baseline directory for the baseline detector.")
     check_answers: bool = True
     answer_detectors: list[str] = Field(
-        default_factory=lambda: ["rules"],
+        default_factory=lambda: ["rules", "exfiltration"],
         description="Detectors that check answers ('*': all of the policy's); a policy's "
                     "`proxy: {answer_detectors: [...]}` overrides this for its requests.")
     inline_detectors: list[str] = Field(
-        default_factory=lambda: ["rules"],
+        default_factory=lambda: ["rules", "exfiltration"],
         description="When a check uses only these detectors and the text is short (20k chars), it runs on "
                     "the event loop instead of a worker thread (saves the thread hand-off).")
     stream_holdback_chars: int = Field(

@@ -1,19 +1,20 @@
 """Forwarding to the upstream with one pooled `httpx.AsyncClient`.
 
-Connection failures and 502/503/504 answers are retried with exponential backoff
-(nothing has reached the client yet, so a retry is invisible to it); a read that
-times out becomes a 504, a refused or broken connection a 502. Nothing waits
-forever: every read has the configured timeout.
+Connection failures and 502/503/504 answers are retried by the shared retrying
+transport (`promptguard.transport`; nothing has reached the client yet, so a retry is
+invisible to it); a read that times out becomes a 504, a refused or broken connection
+a 502. Nothing waits forever: every read has the configured timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-from typing import Any, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import httpx
 
+from ..transport import client_for
 from .errors import ProxyError
 from .settings import ProxySettings
 
@@ -51,13 +52,10 @@ def client_response_headers(headers: httpx.Headers, *, keep_encoding: bool = Fal
 class Upstream:
     def __init__(self, settings: ProxySettings, transport: httpx.AsyncBaseTransport | None = None):
         self.base = settings.upstream
-        self.retries = settings.upstream_retries
-        self.backoff = settings.retry_backoff
         self.timeout = httpx.Timeout(settings.upstream_timeout, connect=settings.upstream_connect_timeout)
-        limits = httpx.Limits(max_connections=settings.max_connections,
-                              max_keepalive_connections=settings.max_connections)
-        self.client = httpx.AsyncClient(timeout=self.timeout, limits=limits, transport=transport,
-                                        follow_redirects=False)
+        self.client = client_for(timeout=self.timeout, max_connections=settings.max_connections,
+                                 retries=settings.upstream_retries, backoff=settings.retry_backoff,
+                                 statuses=_RETRY_STATUS, transport=transport, follow_redirects=False)
 
     def url(self, path: str, query: str = "") -> str:
         """`path` is the part after /v1 (e.g. `/chat/completions`)."""
@@ -65,37 +63,21 @@ class Upstream:
 
     async def send(self, method: str, path: str, *, query: str = "", headers: Mapping[str, str],
                    content: bytes | None = None) -> httpx.Response:
-        """Send and return the response with its body unread (stream it or `aread()` it);
-        the caller closes it. Raises ProxyError(502/504) when the upstream fails."""
-        url = self.url(path, query)
-        delay = self.backoff
-        last: ProxyError | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(delay)
-                delay *= 2
-            req = self.client.build_request(method, url, headers=headers, content=content)
-            try:
-                resp = await self.client.send(req, stream=True)
-            except httpx.TimeoutException as e:
-                if isinstance(e, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-                    last = ProxyError(504, "upstream_timeout",
-                                      f"upstream did not accept the connection in time ({type(e).__name__})")
-                    continue
-                raise ProxyError(504, "upstream_timeout",
-                                 f"upstream did not answer within {self.timeout.read:g}s") from None
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
-                last = ProxyError(502, "upstream_unreachable", f"upstream unreachable: {type(e).__name__}: {e}"[:500])
-                continue
-            except httpx.HTTPError as e:
-                raise ProxyError(502, "upstream_error", f"upstream request failed: {type(e).__name__}: {e}"[:500]) from None
-            if resp.status_code in _RETRY_STATUS and attempt < self.retries:
-                await resp.aclose()
-                log.warning("upstream answered %d; retrying", resp.status_code)
-                continue
-            return resp
-        assert last is not None
-        raise last
+        """Send (retried by the transport) and return the response with its body unread
+        (stream it or `read()` it); the caller closes it. Raises ProxyError(502/504)
+        when the upstream fails."""
+        req = self.client.build_request(method, self.url(path, query), headers=headers, content=content)
+        try:
+            return await self.client.send(req, stream=True)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            raise ProxyError(504, "upstream_timeout",
+                             f"upstream did not accept the connection in time ({type(e).__name__})") from None
+        except httpx.TimeoutException:
+            raise ProxyError(504, "upstream_timeout", f"upstream did not answer within {self.timeout.read:g}s") from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+            raise ProxyError(502, "upstream_unreachable", f"upstream unreachable: {type(e).__name__}: {e}"[:500]) from None
+        except httpx.HTTPError as e:
+            raise ProxyError(502, "upstream_error", f"upstream request failed: {type(e).__name__}: {e}"[:500]) from None
 
     async def read(self, resp: httpx.Response) -> bytes:
         """The whole body; a stall or a cut connection becomes a 504/502 ProxyError."""
@@ -129,8 +111,6 @@ def upstream_error_from_response(status: int, body: bytes) -> ProxyError | None:
     snippet = body[:300].decode("utf-8", "replace")
     msg = snippet
     try:
-        import json
-
         data: Any = json.loads(body)
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             msg = str(data["error"].get("message") or snippet)
@@ -140,4 +120,15 @@ def upstream_error_from_response(status: int, body: bytes) -> ProxyError | None:
     return ProxyError(504 if status == 504 else 502, code, f"upstream answered {status}: {msg}"[:500])
 
 
-__all__ += ["upstream_error_from_response"]
+async def upstream_bytes(resp: httpx.Response, read_timeout: float) -> AsyncIterator[bytes]:
+    """The upstream body; stalls and broken connections become ProxyErrors."""
+    try:
+        async for chunk in resp.aiter_bytes():
+            yield chunk
+    except httpx.TimeoutException:
+        raise ProxyError(504, "upstream_timeout", f"upstream stream stalled for more than {read_timeout:g}s") from None
+    except httpx.HTTPError as e:
+        raise ProxyError(502, "upstream_stream_cut", f"upstream stream broke: {type(e).__name__}") from None
+
+
+__all__ += ["upstream_error_from_response", "upstream_bytes"]

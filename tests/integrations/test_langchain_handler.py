@@ -319,7 +319,7 @@ async def test_answer_audit_wiring(guard, triggered):
 
 
 def test_audit_store_records_decisions(tmp_path, guard):
-    store_mod = pytest.importorskip("promptguard.proxy.store", reason="the proxy's audit store is not in this checkout")
+    import promptguard.records as store_mod
     path = tmp_path / "audit.sqlite"
     h = PromptGuardCallbackHandler(guard, store=str(path))
     chain = chat_prompt(POISONED) | FakeListChatModel(responses=["x"])
@@ -368,14 +368,13 @@ def test_runnable_drops_a_whole_demonstration_pair(guard):
     """The rebuild step alone, with a drop edit made here (what the demonstrations
     detector's sanitizer returns for a poisoned demonstration)."""
     from promptguard.guard import GuardResult
-    from promptguard.integrations.langchain import PromptGuardRunnable
+    from promptguard.integrations.langchain import RUNNABLE_INPUT
     from promptguard.policy import Decision
     from promptguard.sanitize import Edit
 
     msgs = chat_prompt(DEMOS).invoke({"input": "What is 3 + 4?"}).to_messages()
-    make, rebuild = PromptGuardRunnable(guard)._plan(msgs)
-    segs = make()
+    segs = RUNNABLE_INPUT.read(msgs)
     demo = next(s for s in segs if s.kind is SegmentKind.DEMONSTRATION and s.index == 1)
-    out = rebuild(GuardResult(segs, Decision(Action.SANITIZE), edits=[Edit(demo, reason="test")]))
+    out = RUNNABLE_INPUT.write(msgs, GuardResult(segs, Decision(Action.SANITIZE), edits=[Edit(demo, reason="test")]))
     assert [m.type for m in out] == ["system", "human", "ai", "human"]
     assert out[1] is msgs[1] and out[2] is msgs[2] and out[3] is msgs[5]

@@ -30,7 +30,7 @@ def real(module_proxies, llama_server, policies):
 
 
 def _last_record(app, request_id: str) -> dict:
-    from promptguard.proxy.store import reader
+    from promptguard.records import reader
 
     assert app.state.pg.store.flush(10)
     rows = reader(app.state.pg.settings.store).query(request_id=request_id)

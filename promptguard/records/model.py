@@ -1,0 +1,106 @@
+"""A record: what one face decided about one request, in one shape for every face.
+
+The proxy writes one record per request (its inbound and outbound checks merged),
+the LangChain integration one per check it makes, the scanner one per file. The
+findings in a record are the findings JSON of `promptguard.inspection` whichever face
+made them, and a block has one status everywhere (`BLOCKED_STATUS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..policy import Action
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..inspection import Inspection
+
+__all__ = ["Record", "BLOCKED_STATUS", "ERROR_DECISION", "sha256_text", "worst"]
+
+# The status of a blocked request in every face: the proxy answers it (OpenAI clients
+# raise BadRequestError), the LangChain integration and the scanner record it.
+BLOCKED_STATUS = 400
+# the decision of a request rejected before any check ran (bad input, authentication)
+ERROR_DECISION = "error"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else ""
+
+
+def worst(*actions: Action) -> Action:
+    return max(actions, key=lambda a: a.rank)
+
+
+@dataclass
+class Record:
+    request_id: str
+    ts: float = field(default_factory=time.time)  # unix time when the request arrived
+    endpoint: str = ""
+    decision: str = ERROR_DECISION  # allow | flag | sanitize | block | error
+    stage: str = "inbound"  # which check decided: inbound | outbound | request (invalid input) | upstream
+    status: int = 200
+    client: str = ""  # client address, or the face ("langchain", "scanner")
+    api_key: str = ""  # the proxy key's name, never the key
+    model: str = ""
+    stream: bool = False
+    summary: str = ""
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)  # the detectors that really ran
+    prompt_sha256: str = ""
+    answer_sha256: str = ""
+    prompt_text: str | None = None
+    answer_text: str | None = None
+    latency_ms: float = 0.0
+    upstream_ms: float | None = None
+    worker: int = field(default_factory=os.getpid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def action(self) -> Action:
+        return Action(self.decision) if self.decision in _ACTIONS else Action.ALLOW
+
+    def note(self, inspection: "Inspection") -> "Record":
+        """Take in one inspection. The first (inbound, or the only one) sets the
+        findings, errors, changes, stage and summary; a later one (the answer) adds
+        to them, and takes the stage and summary when it flags or worse. The decision
+        is the worst so far; the checks are every detector that ran."""
+        d = inspection.decision
+        found = inspection.findings_json()
+        self.checks = sorted(set(self.checks) | set(d.checks))
+        if not self._noted:
+            self.findings, self.errors, self.changes = found, list(d.errors), list(d.changes)
+            self.stage, self.summary = inspection.stage, d.summary()
+        else:
+            self.findings.extend(found)
+            self.errors.extend(d.errors)
+            self.changes.extend(d.changes)
+            if inspection.action.rank >= Action.FLAG.rank:
+                self.stage = inspection.stage
+                self.summary = (self.summary + f"; {inspection.stage}: " + d.summary()).lstrip("; ")
+        self.decision = worst(self.action if self._noted else Action.ALLOW, inspection.action).value
+        self._noted = True
+        return self
+
+    def hash_texts(self, *, prompt: str | None = None, answer: str | None = None, keep: bool = False) -> None:
+        """Record the prompt's and the answer's hashes (and, with `keep`, their texts)."""
+        if prompt is not None:
+            self.prompt_sha256 = sha256_text(prompt)
+            self.prompt_text = prompt if keep else None
+        if answer is not None:
+            self.answer_sha256 = sha256_text(answer)
+            self.answer_text = answer if keep else None
+
+    # set once `note` took a first inspection (a plain attribute, not a record field)
+    _noted = False
+
+
+_ACTIONS = {a.value for a in Action}
