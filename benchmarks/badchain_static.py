@@ -185,6 +185,16 @@ def _only_this_detector(weights: str) -> Guard:
     return Guard(pol)
 
 
+def sanitized(p: Prompt, r) -> tuple[str, list, list[dict]]:
+    """The prompt after the guard's edits: its text (chat messages joined), its segments,
+    and its messages ([] for a completion prompt)."""
+    if p.text is not None:
+        out = apply_to_text(p.text, r.edits)
+        return out, segments_from_prompt(out), []
+    msgs = apply_to_messages(p.messages, r.edits)
+    return "\n\n".join(str(m.get("content") or "") for m in msgs), segments_from_messages(msgs), msgs
+
+
 def sanitize_generated(prompts: list[Prompt], guard: Guard) -> dict:
     """Generated poisoned files through the guard: each poisoned demonstration dropped or
     repaired exactly (what the generator built before poisoning it), each clean one kept
@@ -201,16 +211,9 @@ def sanitize_generated(prompts: list[Prompt], guard: Guard) -> dict:
         r = guard.check(segs)
         trig = (p.trigger or "").strip()
         good = r.action.value == "sanitize" and len(demos) == len(p.clean_demos)
-        if p.text is not None:
-            out = apply_to_text(p.text, r.edits)
-            out_segs = segments_from_prompt(out)
-            kept = [out]
-        else:
-            msgs = apply_to_messages(p.messages, r.edits)
-            out = "\n\n".join(str(m.get("content") or "") for m in msgs)
-            out_segs = segments_from_messages(msgs)
-            kept = [(str(a.get("content") or ""), str(b.get("content") or ""))
-                    for a, b in pairwise(msgs) if a.get("role") == "user" and b.get("role") == "assistant"]
+        out, out_segs, msgs = sanitized(p, r)
+        kept = [(str(a.get("content") or ""), str(b.get("content") or ""))
+                for a, b in pairwise(msgs) if a.get("role") == "user" and b.get("role") == "assistant"]
         for i, clean in enumerate(p.clean_demos if good else ()):
             if p.text is not None:
                 present = clean in out
@@ -250,15 +253,8 @@ def sanitize_check(prompts: list[Prompt], guard: Guard) -> dict:
         segs = segments_of(p)
         demos = worked(segs)
         r = guard.check(segs)
-        if p.text is not None:
-            out = apply_to_text(p.text, r.edits)
-            out_segs = segments_from_prompt(out)
-            chunks = [out]
-        else:
-            msgs = apply_to_messages(p.messages, r.edits)
-            out = "\n\n".join(str(m.get("content") or "") for m in msgs)
-            out_segs = segments_from_messages(msgs)
-            chunks = [str(m.get("content") or "").strip() for m in msgs]
+        out, out_segs, msgs = sanitized(p, r)
+        chunks = [str(m.get("content") or "").strip() for m in msgs]
         trig = (p.trigger or "").strip()
         good = r.action.value == "sanitize"
         for i, d in enumerate(demos):

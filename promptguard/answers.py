@@ -580,6 +580,8 @@ def _find_last(pattern: re.Pattern[str], text: str, key) -> tuple[str, str] | No
     return out
 
 
+# dates and times: read the same way, each with its pattern and canonical key
+_CLOCK = {AnswerKind.DATE: (_DATE, _date_key), AnswerKind.TIME: (_TIME, _time_key)}
 _DEFAULT_KINDS = (AnswerKind.CHOICE, AnswerKind.YESNO, AnswerKind.DATE, AnswerKind.TIME, AnswerKind.CODE,
                   AnswerKind.NUMBER)
 
@@ -613,18 +615,13 @@ def _typed(tail: str, expect: AnswerKind | None, explicit: bool, last_number: bo
                 ms = list(_YESNO_ANY.finditer(tail))
                 if ms:
                     return Answer(AnswerKind.YESNO, ms[-1].group(1).lower(), tail, explicit=explicit)
-        elif kind is AnswerKind.DATE:
-            m = _DATE.match(tail.strip()) if expect is not AnswerKind.DATE else None
-            if m is not None and (explicit or whole) and (k := _date_key(m)):
-                return Answer(AnswerKind.DATE, k, m.group(), explicit=explicit)
-            if expect is AnswerKind.DATE and (got := _find_last(_DATE, tail, _date_key)):
-                return Answer(AnswerKind.DATE, got[0], got[1], explicit=explicit)
-        elif kind is AnswerKind.TIME:
-            m = _TIME.match(tail.strip()) if expect is not AnswerKind.TIME else None
-            if m is not None and (explicit or whole) and (k := _time_key(m)):
-                return Answer(AnswerKind.TIME, k, m.group(), explicit=explicit)
-            if expect is AnswerKind.TIME and (got := _find_last(_TIME, tail, _time_key)):
-                return Answer(AnswerKind.TIME, got[0], got[1], explicit=explicit)
+        elif kind in _CLOCK:
+            pattern, key = _CLOCK[kind]
+            if expect is kind:  # expected: the last one anywhere in the text
+                if got := _find_last(pattern, tail, key):
+                    return Answer(kind, got[0], got[1], explicit=explicit)
+            elif (explicit or whole) and (m := pattern.match(tail.strip())) and (k := key(m)):
+                return Answer(kind, k, m.group(), explicit=explicit)
         elif kind is AnswerKind.CODE:
             s = tail.strip().strip("`").strip()
             if s.startswith("[") and s.endswith("]"):

@@ -6,6 +6,19 @@ domains, triggers and steps that are not in the BadChain data. Benign ones are t
 look-alikes a detector must leave alone.
 """
 
+# a policy with only this detector and the default policy's thresholds (the default one
+# also loads the embedding model)
+ONLY_DEMOS_POLICY = """
+version: 1
+name: demos-only
+detectors:
+  demonstrations: {}
+thresholds:
+  - {detector: demonstrations, rule: PG-DEMO-POISONED, flag_at: 0.5, act_at: 0.85, action: sanitize}
+  - {detector: demonstrations, rule: PG-DEMO-STEP, flag_at: 0.5, act_at: 0.85, action: sanitize}
+  - {detector: demonstrations, rule: PG-DEMO-TRIGGER, flag_at: 0.5, act_at: 0.7, action: sanitize}
+"""
+
 # -- poisoned -------------------------------------------------------------------------------
 
 # dosage, phrase trigger at the end of the question, echoed, unit-conversion step (×1000)

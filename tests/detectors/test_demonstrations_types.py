@@ -30,16 +30,7 @@ sys.path.insert(0, str(BENCH))
 import badchain_domains as gen
 
 FLAG = 0.5
-_ONLY_DEMOS = """
-version: 1
-name: demos-only
-detectors:
-  demonstrations: {}
-thresholds:
-  - {detector: demonstrations, rule: PG-DEMO-POISONED, flag_at: 0.5, act_at: 0.85, action: sanitize}
-  - {detector: demonstrations, rule: PG-DEMO-STEP, flag_at: 0.5, act_at: 0.85, action: sanitize}
-  - {detector: demonstrations, rule: PG-DEMO-TRIGGER, flag_at: 0.5, act_at: 0.7, action: sanitize}
-"""
+_ONLY_DEMOS = P.ONLY_DEMOS_POLICY
 
 
 @pytest.fixture(scope="module")
