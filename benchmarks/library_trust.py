@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -53,23 +52,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from promptguard.guard import Guard  # noqa: E402
-from promptguard.policy import Policy, load_policy  # noqa: E402
-from promptguard.scanner import scan_paths  # noqa: E402
+from _common import wilson
+
+from promptguard.guard import Guard
+from promptguard.policy import Policy, load_policy
+from promptguard.scanner import scan_paths
 
 DATA = HERE / "data" / "library_trust.jsonl"
 OUT = HERE / "out" / "library_trust.json"
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
 
 
 def configs() -> dict[str, Policy]:

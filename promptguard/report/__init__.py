@@ -10,7 +10,7 @@ from .html import to_html
 from .sarif import to_sarif
 from .table import print_table
 
-__all__ = ["to_json", "to_sarif", "print_table", "to_html"]
+__all__ = ["print_table", "to_html", "to_json", "to_sarif"]
 
 
 def to_json(report: ScanReport, indent: int | None = None) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..scanner import FileResult
 
-__all__ = ["ACTION_RANK", "VERDICTS", "who", "where", "one_line", "top_finding", "shown_findings"]
+__all__ = ["ACTION_RANK", "VERDICTS", "one_line", "shown_findings", "top_finding", "where", "who"]
 
 ACTION_RANK = {"allow": 0, "flag": 1, "sanitize": 2, "block": 3}
 VERDICTS = ("block", "sanitize", "flag", "allow", "error")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from html import escape
-from typing import Any
+from itertools import pairwise
 
 from .. import __version__
 from ..scanner import FileResult, ScanReport
 from .common import ACTION_RANK, VERDICTS, top_finding, where, who
 
-__all__ = ["to_html", "MAX_SEGMENT_CHARS"]
+__all__ = ["MAX_SEGMENT_CHARS", "to_html"]
 
 MAX_SEGMENT_CHARS = 200_000  # text shown per segment; findings beyond it stay in the table
 _RANK = {"block": 4, "sanitize": 3, "flag": 2, "error": 1, "allow": 0}
@@ -92,7 +92,7 @@ def _highlighted(n: int, text: str, spans: list[tuple[int, int, int, str]]) -> s
         cuts.update((s, e))
     points = sorted(cuts)
     out, first_seen = [], set()
-    for a, b in zip(points, points[1:]):
+    for a, b in pairwise(points):
         piece = escape(shown[a:b])
         cover = [(i, act) for s, e, i, act in inside if s <= a and b <= e]
         if not cover:

@@ -15,15 +15,16 @@ Conventions code-scanning users expect:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
 from ..scanner import ScanReport
 from .common import shown_findings, who
 
-__all__ = ["to_sarif", "DETECTOR_HELP", "FINGERPRINT_KEY"]
+__all__ = ["DETECTOR_HELP", "FINGERPRINT_KEY", "to_sarif"]
 
 _SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"block": "error", "sanitize": "error", "flag": "warning", "allow": "note"}

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from promptguard import __version__
 from promptguard.guard import Guard
 from promptguard.policy import load_policy
-from promptguard import __version__
 from promptguard.report import print_table, to_json, to_sarif
 from promptguard.report.sarif import FINGERPRINT_KEY
 from promptguard.scanner import scan_paths

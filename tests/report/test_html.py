@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,7 @@ def test_the_page_opens_and_loads_nothing_from_the_network(browser_page, scanned
 
 def test_highlights_sit_on_the_findings_spans(browser_page, scanned):
     page, _, _ = browser_page
-    _, data, _, lib = scanned
+    _, data, _, _ = scanned
     files = {f["path"]: f for f in data["files"]}
     sections = page.evaluate(_MARKS_JS)
     assert {s["path"] for s in sections} == set(files)
@@ -139,7 +140,7 @@ def test_highlights_sit_on_the_findings_spans(browser_page, scanned):
             assert pieces, f"finding {i} of {sec['path']} is not highlighted"
             start, end = pieces[0]["start"], pieces[-1]["end"]
             # contiguous pieces that spell the evidence
-            assert all(a["end"] == b["start"] for a, b in zip(pieces, pieces[1:]))
+            assert all(a["end"] == b["start"] for a, b in pairwise(pieces))
             assert seg["text"][start:end] == finding["evidence"]
             if seg["sourceStart"] is not None and finding.get("message_index") is None:
                 # a text file: the highlight is the finding's span in the file itself
