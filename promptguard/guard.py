@@ -3,6 +3,12 @@
 Detectors are built once from the policy and shared. A detector that raises does
 not take the request down: its error is recorded and the policy's `on_error`
 decides (fail closed by default). Every result lists the checks that really ran.
+
+A guard serves one face (`scanner`, `proxy`, `langchain`, or `api` for an application's
+own calls) and applies that face's trust setting from the policy: every segment
+whose `trusted` is still None is marked trusted when its kind is one the face trusts,
+untrusted otherwise, before any detector sees it. Rules marked `untrusted_only` and
+detectors configured with `skip_trusted` leave trusted text alone.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from .detectors.base import Detector, create
 from .findings import Finding
 from .policy import Action, Decision, DetectorConfig, Policy, load_policy
 from .sanitize import Edit, apply_to_messages, apply_to_text
-from .segments import Segment, by_prompt
+from .segments import Segment, SegmentKind, by_prompt
 
 __all__ = ["Guard", "GuardResult", "Sanitizer", "load_guard"]
 
@@ -64,8 +70,11 @@ class GuardResult:
 
 
 class Guard:
-    def __init__(self, policy: Policy | None = None, detectors: Sequence[Detector] | None = None):
+    def __init__(self, policy: Policy | None = None, detectors: Sequence[Detector] | None = None,
+                 *, face: str = "api"):
         self.policy = policy or load_policy()
+        self.face = face
+        self.trusted_kinds: frozenset[SegmentKind] = self.policy.trusted_kinds(face)
         if detectors is None:
             detectors = [
                 create(name, opts, self.policy.base_dir)
@@ -77,16 +86,42 @@ class Guard:
     def from_policy_file(cls, path: str | Path | None = None) -> "Guard":
         return cls(load_policy(path))
 
+    def for_face(self, face: str) -> "Guard":
+        """This guard (the same detector instances) with `face`'s trust setting."""
+        if face == self.face:
+            return self
+        return Guard(self.policy, detectors=self.detectors, face=face)
+
+    # -- trust ---------------------------------------------------------------
+    def mark_trust(self, segments: Sequence[Segment]) -> list[Segment]:
+        """The segments with `trusted` decided: kept where a face already set it,
+        otherwise from the kinds this guard's face trusts."""
+        trusted = self.trusted_kinds
+        return [s if s.trusted is not None else s.with_trust(s.kind in trusted) for s in segments]
+
+    def _groups(self, segments: list[Segment]) -> tuple[list[list[Segment]], list[list[Segment]]]:
+        """The segments per prompt: all of them, and only the untrusted ones (for the
+        detectors configured with `skip_trusted`)."""
+        groups = list(by_prompt(segments).values())
+        if not any(s.trusted for s in segments):
+            return groups, groups
+        untrusted = [g for g in ([s for s in grp if not s.trusted] for grp in groups) if g]
+        return groups, untrusted
+
+    def _skips_trusted(self, det: Detector) -> bool:
+        cfg = self.policy.detectors.get(det.name)
+        return cfg is not None and cfg.skip_trusted
+
     # -- sync ----------------------------------------------------------------
     def check(self, segments: Sequence[Segment]) -> GuardResult:
-        segments = list(segments)
+        segments = self.mark_trust(segments)
         findings: list[Finding] = []
         errors: list[str] = []
         timings: dict[str, float] = {}
-        groups = by_prompt(segments)
+        every, untrusted = self._groups(segments)
         for det in self.detectors:
             t0 = time.perf_counter()
-            for group in groups.values():
+            for group in untrusted if self._skips_trusted(det) else every:
                 try:
                     findings.extend(det.detect(group))
                 except Exception as e:  # noqa: BLE001 - recorded, decided by policy
@@ -98,14 +133,14 @@ class Guard:
     # -- async ---------------------------------------------------------------
     async def acheck(self, segments: Sequence[Segment]) -> GuardResult:
         """Async twin of `check`: async detectors are awaited, sync ones run in a thread."""
-        segments = list(segments)
-        groups = list(by_prompt(segments).values())
+        segments = self.mark_trust(segments)
+        every, untrusted = self._groups(segments)
 
         async def run(det: Detector) -> tuple[str, list[Finding], str | None, float]:
             t0 = time.perf_counter()
             out: list[Finding] = []
             try:
-                for group in groups:
+                for group in untrusted if self._skips_trusted(det) else every:
                     adetect = getattr(det, "adetect", None)
                     if adetect is not None:
                         out.extend(await adetect(group))
@@ -165,15 +200,17 @@ class Guard:
 
 
 def load_guard(policy: "Guard | Policy | str | Path | None" = None, *,
-               detectors: Mapping[str, Mapping[str, Any]] | None = None) -> Guard:
+               detectors: Mapping[str, Mapping[str, Any]] | None = None, face: str | None = None) -> Guard:
     """The one way the faces build their guard: a `Guard` as it is; otherwise a `Policy`,
     a policy file, or None (the packaged default), with `detectors` enabled and
-    configured on top (`{"baseline": {"path": ...}}`, as `--baseline` does). Policy and
-    detector errors are raised here, before any request is seen."""
+    configured on top (`{"baseline": {"path": ...}}`, as `--baseline` does). `face`
+    (scanner, proxy, langchain, api) picks the policy's trust setting; a guard passed in
+    keeps its own unless `face` is given. Policy and detector errors are raised here,
+    before any request is seen."""
     if isinstance(policy, Guard):
         if detectors:
             raise ValueError("detector options cannot be added to a guard that is already built")
-        return policy
+        return policy if face is None else policy.for_face(face)
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     if detectors:
         from .detectors.base import available
@@ -182,6 +219,7 @@ def load_guard(policy: "Guard | Policy | str | Path | None" = None, *,
         for name, opts in detectors.items():
             if name not in available():
                 raise ValueError(f"detector {name!r} is not available; available: {', '.join(available())}")
-            current = pol.detectors[name].options if name in pol.detectors else {}
+            cfg = pol.detectors.get(name)
+            current = {**cfg.options, "skip_trusted": cfg.skip_trusted} if cfg is not None else {}
             pol.detectors[name] = DetectorConfig(**{**current, **opts, "enabled": True})
-    return Guard(pol)
+    return Guard(pol, face=face or "api")

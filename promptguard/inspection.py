@@ -212,7 +212,8 @@ class Inspector:
         """An inspector over the same detector instances, only those named (`*`: all):
         the answer checks."""
         guard = self.guard if "*" in names else Guard(
-            self.policy, detectors=[d for d in self.guard.detectors if d.name in names])
+            self.policy, detectors=[d for d in self.guard.detectors if d.name in names],
+            face=getattr(self.guard, "face", "api"))
         return Inspector(guard, observe=self.observe, inline_detectors=self._inline_names,
                          inline_max_chars=self.inline_max_chars)
 

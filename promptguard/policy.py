@@ -119,10 +119,15 @@ class Threshold(BaseModel):
 
 
 class DetectorConfig(BaseModel):
-    """Options for one detector; everything but `enabled` goes to its factory."""
+    """Options for one detector; everything but `enabled` and `skip_trusted` goes to its
+    factory."""
 
     model_config = ConfigDict(extra="allow")
     enabled: bool = True
+    # The guard hands this detector only the segments that are not trusted (see
+    # `TrustSection`): for detectors that look for injected instructions and have nothing
+    # to say about the application's own text.
+    skip_trusted: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -151,6 +156,40 @@ def answer_detector_names(policy: "Policy", default: Sequence[str] = DEFAULT_ANS
     return list(default if names is None else names)
 
 
+# The faces a guard can serve, and which segment kinds each trusts when the policy's
+# `trust:` section does not say: the scanner vets text someone else wrote (a prompt library:
+# system prompts included), the proxy, the LangChain integration and a Guard called from an
+# application's own code (`api`) trust that application's system prompt.
+FACE_TRUST_DEFAULTS: dict[str, tuple[SegmentKind, ...]] = {
+    "scanner": (),
+    "proxy": (SegmentKind.INSTRUCTION,),
+    "langchain": (SegmentKind.INSTRUCTION,),
+    "api": (SegmentKind.INSTRUCTION,),
+}
+FACES = tuple(FACE_TRUST_DEFAULTS)
+
+
+class TrustSection(BaseModel):
+    """The policy's `trust:` section: per face, the segment kinds whose text is the
+    application's own. Trusted text is checked only for what is wrong anywhere (invisible
+    Unicode, homoglyphs, encoded payloads); rules marked `untrusted_only` and detectors
+    with `skip_trusted` leave it alone. Unset: the face's default (`FACE_TRUST_DEFAULTS`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scanner: list[SegmentKind] | None = None
+    proxy: list[SegmentKind] | None = None
+    langchain: list[SegmentKind] | None = None
+    api: list[SegmentKind] | None = None
+
+    def kinds(self, face: str) -> frozenset[SegmentKind]:
+        if face not in FACE_TRUST_DEFAULTS:
+            raise ValueError(f"unknown face {face!r}; known: {', '.join(FACES)}")
+        kinds = getattr(self, face)
+        return frozenset(FACE_TRUST_DEFAULTS[face] if kinds is None else kinds)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -167,6 +206,7 @@ class Policy(BaseModel):
     # The answer audit (promptguard.audit; off unless the section says otherwise).
     audit: AuditConfig = Field(default_factory=lambda: AuditConfig(mode="off"))
     proxy: ProxySection = Field(default_factory=lambda: ProxySection())
+    trust: TrustSection = Field(default_factory=lambda: TrustSection())
 
     @field_validator("audit", mode="before")
     @classmethod
@@ -176,6 +216,10 @@ class Policy(BaseModel):
 
     # Where relative paths in the policy (rule sets, artifacts) are resolved from.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def trusted_kinds(self, face: str = "api") -> frozenset[SegmentKind]:
+        """The segment kinds `face` trusts under this policy (see `TrustSection`)."""
+        return self.trust.kinds(face)
 
     def threshold_for(self, f: Finding) -> Threshold:
         best: Threshold | None = None
@@ -279,4 +323,4 @@ def policy_from_text(text: str, base_dir: Path | None = None, name: str = "<stri
 
 
 __all__ += ["policy_from_text", "DetectorConfig", "ProxySection", "answer_detector_names", "FACE_FINDINGS",
-            "DEFAULT_ANSWER_DETECTORS"]
+            "DEFAULT_ANSWER_DETECTORS", "TrustSection", "FACES", "FACE_TRUST_DEFAULTS"]

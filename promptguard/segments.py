@@ -86,6 +86,11 @@ class Segment:
     prompt: int = 0
     # Free-form provenance: "system", "tool:search", "retriever", "file", ...
     source: str | None = None
+    # Whether the text is the application's own (trusted) or someone else's: a prompt
+    # library, a user, a retrieved document. None until the guard applies the policy's
+    # trust setting for its face (`Policy.trusted_kinds`); a face that knows better may
+    # set it first, and the guard keeps it. Detectors read it as a bool.
+    trusted: bool | None = None
 
     # -- demonstration parts -------------------------------------------------
     @property
@@ -129,6 +134,9 @@ class Segment:
     def with_index(self, index: int) -> "Segment":
         return replace(self, index=index)
 
+    def with_trust(self, trusted: bool) -> "Segment":
+        return self if self.trusted is trusted else replace(self, trusted=trusted)
+
     def to_dict(self) -> dict:
         d: dict = {"kind": self.kind.value, "index": self.index}
         if self.prompt:
@@ -140,6 +148,8 @@ class Segment:
         if self.parts is not None:
             d["steps"] = len(self.parts.steps)
             d["has_answer"] = self.parts.answer is not None
+        if self.trusted is not None:
+            d["trusted"] = self.trusted
         return d
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 
 from promptguard import Action, Edit, Finding, Guard, GuardResult, segments_from_messages, segments_from_prompt
 from promptguard.policy import policy_from_text
@@ -65,7 +67,8 @@ def test_allow_and_block():
     res = guard(Keyword("zz")).check(segs)
     assert res.action is Action.BLOCK and res.decision.checks == ["kw"]
     f = res.findings[0]
-    assert res.segment_for(f) is segs[1] and "kw" in res.timings
+    # the result's segments are the input's with their trust decided (the api face trusts instructions)
+    assert res.segment_for(f) == segs[1].with_trust(False) and "kw" in res.timings
 
 
 def test_detectors_run_once_per_prompt_group():
@@ -140,3 +143,66 @@ def test_real_rules_detector_from_the_default_policy():
 def test_guard_result_public_shape():
     res = guard().check([])
     assert isinstance(res, GuardResult) and res.action is Action.ALLOW and res.findings == [] and res.edits == []
+
+
+# -- trust: which segments are the application's own ------------------------------------
+
+
+class Seen:
+    """A fake detector (control flow only): records what it was handed, finds nothing."""
+
+    name = "t_seen"
+
+    def __init__(self):
+        self.seen = []
+
+    def detect(self, segments):
+        self.seen.extend(segments)
+        return []
+
+
+def _trust_policy(extra: str = "") -> str:
+    from promptguard.detectors.base import register
+
+    register("t_seen", lambda options, base_dir: Seen())
+    return "detectors:\n  rules: {enabled: false}\n  t_seen: {skip_trusted: true}\n" + extra
+
+
+CHAT = [{"role": "system", "content": "You are a bookshop assistant."},
+        {"role": "user", "content": "Any new crime novels?"}]
+
+
+def test_each_face_marks_trust_from_the_policy():
+    pol = policy_from_text(_trust_policy())
+    probe = Seen()
+    segs = segments_from_messages(CHAT)
+    api = Guard(pol, detectors=[probe])                      # an application's own call
+    res = api.check(segs)
+    assert {s.kind: s.trusted for s in res.segments} == {K.INSTRUCTION: True, K.QUERY: False}
+    assert [s.kind for s in probe.seen] == [K.QUERY]         # skip_trusted: the system prompt is withheld
+    scanner = api.for_face("scanner")
+    assert scanner.detectors[0] is probe and scanner.trusted_kinds == frozenset()
+    probe.seen.clear()
+    assert all(s.trusted is False for s in scanner.check(segs).segments)
+    assert [s.kind for s in probe.seen] == [K.INSTRUCTION, K.QUERY]
+
+
+def test_the_policy_sets_trust_per_face_and_a_face_may_decide_first():
+    pol = policy_from_text(_trust_policy("trust:\n  proxy: []\n  scanner: [instruction, example]\n"))
+    assert pol.trusted_kinds("proxy") == frozenset() and pol.trusted_kinds("api") == {K.INSTRUCTION}
+    assert pol.trusted_kinds("scanner") == {K.INSTRUCTION, K.EXAMPLE}
+    segs = segments_from_messages(CHAT)
+    proxy = Guard(pol, detectors=[Seen()], face="proxy")
+    assert [s.trusted for s in proxy.check(segs).segments] == [False, False]
+    # a segment whose trust a face already set keeps it
+    preset = [segs[0], segs[1].with_trust(True)]
+    assert [s.trusted for s in proxy.check(preset).segments] == [False, True]
+    with pytest.raises(ValueError, match="unknown face"):
+        Guard(pol, detectors=[], face="cli")
+
+
+def test_async_check_withholds_trusted_segments_too():
+    pol = policy_from_text(_trust_policy())
+    probe = Seen()
+    asyncio.run(Guard(pol, detectors=[probe]).acheck(segments_from_messages(CHAT)))
+    assert [s.kind for s in probe.seen] == [K.QUERY]

@@ -142,3 +142,15 @@ def test_invalid_policy_files_fail_with_file_and_line(tmp_path, text, line, prob
 def test_missing_policy_file(tmp_path):
     with pytest.raises(YamlError, match="cannot read"):
         load_policy(tmp_path / "none.yaml")
+
+
+def test_trust_section_per_face():
+    pol = load_policy()
+    assert pol.trusted_kinds("scanner") == frozenset()          # a prompt library is someone else's text
+    assert pol.trusted_kinds("proxy") == pol.trusted_kinds("langchain") == pol.trusted_kinds("api") == {K.INSTRUCTION}
+    assert Policy().trusted_kinds("scanner") == frozenset() and Policy().trusted_kinds() == {K.INSTRUCTION}
+    with pytest.raises(YamlError) as e:
+        policy_from_text("version: 1\ntrust:\n  proxy: [system]\n", name="p.yaml")
+    assert "p.yaml:3" in str(e.value) and "trust.proxy" in str(e.value)
+    with pytest.raises(YamlError, match="trust.cli"):
+        policy_from_text("version: 1\ntrust:\n  cli: []\n", name="p.yaml")
