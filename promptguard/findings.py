@@ -120,6 +120,8 @@ class Finding:
             if loc is not None:
                 d["span"] = [loc.start, loc.end]
                 d["message_index"] = loc.message_index
+                if loc.field:
+                    d["field"] = loc.field_name
         if self.prompt:
             d["prompt"] = self.prompt
         if self.details:

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from .audit.config import AuditConfig
 from .findings import Finding
+from .limits import Limits
 from .segments import SegmentKind
 from .yamlutil import load_yaml_file, load_yaml_text
 
@@ -138,6 +139,10 @@ class ProxySection(BaseModel):
     # proxy and the LangChain handler): `["*"]` for all of the policy's; unset, the
     # face's setting (default: `DEFAULT_ANSWER_DETECTORS`).
     answer_detectors: list[str] | None = None
+    # The longest the proxy waits for the upstream's whole answer (headers, body, every
+    # event of a stream), whatever the per-read timeout: a trickling upstream cannot hold
+    # a request longer than this. Past it: 504, or a stream ends with an error event.
+    upstream_deadline_s: float = Field(default=600.0, gt=0)
 
 
 # What checks answers when neither the policy nor the face says: the detectors written for
@@ -167,6 +172,8 @@ class Policy(BaseModel):
     # The answer audit (promptguard.audit; off unless the section says otherwise).
     audit: AuditConfig = Field(default_factory=lambda: AuditConfig(mode="off"))
     proxy: ProxySection = Field(default_factory=lambda: ProxySection())
+    # bounds on the work of one check, in every face (promptguard.limits)
+    limits: Limits = Field(default_factory=lambda: Limits())
 
     @field_validator("audit", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from ..policy import Action
 if TYPE_CHECKING:  # pragma: no cover
     from ..inspection import Inspection
 
-__all__ = ["Record", "BLOCKED_STATUS", "ERROR_DECISION", "sha256_text", "worst"]
+__all__ = ["Record", "BLOCKED_STATUS", "ERROR_DECISION", "sha256_text", "worst", "scrub"]
 
 # The status of a blocked request in every face: the proxy answers it (OpenAI clients
 # raise BadRequestError), the LangChain integration and the scanner record it.
@@ -99,8 +100,50 @@ class Record:
             self.answer_sha256 = sha256_text(answer)
             self.answer_text = answer if keep else None
 
+    def redact(self) -> "Record":
+        """Leave no request or answer text in the record (`store_text: false`): the
+        texts go, each finding's `evidence` (the matched text) goes, `details` keep
+        only numbers and flags, and messages, changes, the summary and errors are
+        scrubbed of what quotes text (see `scrub`). Hashes, rules, kinds, spans and
+        scores stay, so a record still says what was found where."""
+        self.prompt_text = self.answer_text = None
+        for f in self.findings:
+            f["evidence"] = ""
+            if isinstance(f.get("message"), str):
+                f["message"] = scrub(f["message"])
+            if "details" in f:
+                f["details"] = _text_free(f["details"])
+        self.changes = [scrub(c) for c in self.changes]
+        self.errors = [scrub(e) for e in self.errors]
+        self.summary = scrub(self.summary)
+        return self
+
     # set once `note` took a first inspection (a plain attribute, not a record field)
     _noted = False
+
+
+# what in a message may quote request or answer text: quoted and parenthesised spans
+# (detectors quote with repr, the audit shows answers in parentheses), URLs, host and
+# file names, e-mail addresses, and runs of digits (card numbers, SSNs, phone numbers)
+_QUOTED = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`[^`\n]*`|\([^()\n]*\)""")
+_TEXTISH = re.compile(r"\S+@\S+|[a-z][a-z0-9+.-]*://\S+|\b[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"
+                      r"|\d[\d ().\-/]{4,}\d", re.I)
+
+
+def scrub(text: str) -> str:
+    """`text` without what may quote request or answer text (see `Record.redact`)."""
+    if not text:
+        return text
+    return _TEXTISH.sub("[redacted]", _QUOTED.sub("[redacted]", text))
+
+
+def _text_free(value: Any) -> Any:
+    """Numbers, flags and None of a details value (nested), nothing that is text."""
+    if isinstance(value, dict):
+        return {k: _text_free(v) for k, v in value.items() if not isinstance(v, str)}
+    if isinstance(value, (list, tuple)):
+        return [_text_free(v) for v in value if not isinstance(v, str)]
+    return value
 
 
 _ACTIONS = {a.value for a in Action}

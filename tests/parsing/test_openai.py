@@ -65,21 +65,28 @@ def test_roles_developer_tool_function_and_answers():
         {"role": "assistant", "content": "Refunds are accepted within 30 days."},
     ]
     segs = segments_from_messages(msgs)
-    assert kinds(segs) == [("instruction", 0), ("query", 0), ("context", 0), ("context", 1), ("answer", 0)]
+    # the final assistant message is a prefill: text the model reads as its own (issue 13)
+    assert kinds(segs) == [("instruction", 0), ("query", 0), ("context", 0), ("context", 1), ("context", 2)]
     assert segs[0].role == "developer"
     assert segs[2].source == "tool:search" and segs[3].source == "tool:lookup"
-    assert segs[4].message_index == 5
+    assert segs[4].message_index == 5 and segs[4].source == "prefill"
+    # an assistant turn after the last user turn that is not the last message is an answer
+    segs = segments_from_messages(msgs + [{"role": "tool", "tool_call_id": "c2", "content": "ok"}])
+    assert [s.kind.value for s in segs if s.message_index == 5] == ["answer"]
 
 
-def test_content_part_arrays_text_parts_joined_images_ignored():
+def test_content_part_arrays_text_parts_joined_image_urls_read_by_field():
     msgs = [{"role": "system", "content": [{"type": "text", "text": "Rule one."}, {"type": "text", "text": "Rule two."}]},
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.example/a.png"}},
                                          {"type": "text", "text": "What is in the picture?"}]}]
     segs = segments_from_messages(msgs)
-    assert kinds(segs) == [("instruction", 0), ("query", 0)]
+    assert kinds(segs) == [("instruction", 0), ("query", 0), ("context", 0)]
     assert segs[0].text == "Rule one.\n\nRule two."
     assert segs[1].text == "What is in the picture?"
-    assert_anchors_exact(segs, msgs)
+    assert_anchors_exact(segs[:2], msgs)
+    url = segs[2]
+    assert url.text == "https://x.example/a.png" and url.source == "image_url"
+    assert url.anchors[0].field == ("content", 0, "image_url", "url") and url.message_index == 1
 
 
 def test_a_whole_few_shot_prompt_in_the_last_user_message_is_split():
