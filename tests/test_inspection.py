@@ -56,8 +56,9 @@ def _proxy_record(policy_file: Path, tmp_path: Path, messages: list[dict]) -> di
     from promptguard.records import reader
 
     store = tmp_path / "proxy.sqlite"
+    # texts kept, as the scanner keeps them (records without text are compared below)
     app = create_app(load_settings(upstream="http://upstream.test/v1", policy=policy_file, store=str(store),
-                                   log_level="error"), transport=httpx.MockTransport(_echo))
+                                   log_level="error", store_text=True), transport=httpx.MockTransport(_echo))
     with TestClient(app) as client:
         r = client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
         assert app.state.pg.store.flush(10)
@@ -74,7 +75,7 @@ def _langchain_record(policy_file: Path, tmp_path: Path, messages: list[dict]) -
     from promptguard.records import reader
 
     store = tmp_path / "langchain.sqlite"
-    h = PromptGuardCallbackHandler(policy=policy_file, store=str(store))
+    h = PromptGuardCallbackHandler(policy=policy_file, store=str(store), record_text=True)
     msgs = [SystemMessage(messages[0]["content"]), HumanMessage(messages[1]["content"])]
     try:
         FakeListChatModel(responses=["Thank you for asking."]).invoke(msgs, config={"callbacks": [h]})
@@ -111,6 +112,17 @@ def test_one_request_gives_the_same_findings_and_record_in_every_face(kind, poli
     if kind == "block":
         assert proxy["status"] == 400 and proxy["findings"][0]["action"] == "block"
         assert proxy["findings"][0]["stage"] == "inbound" and proxy["findings"][0]["message_index"] == 1
+    # without the texts, every face's record is redacted the same way
+    from promptguard.records import Record
+
+    def redacted(row: dict, text: str) -> dict:
+        rec = Record(**{k: v for k, v in row.items() if k in Record.__dataclass_fields__})
+        rec.hash_texts(prompt=text)
+        return rec.redact().to_dict()
+
+    text = proxy["prompt_text"]
+    for field in SAME:
+        assert redacted(proxy, text)[field] == redacted(langchain, text)[field] == redacted(scanner, text)[field]
 
 
 # -- the step's own rules ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 
 from ...findings import Finding
 from ...guard import Guard, GuardResult, load_guard
-from ...inspection import INBOUND, OUTBOUND, Inspection, Inspector, Shape, audit_failed, fold_audit
+from ...inspection import INBOUND, OUTBOUND, Inspection, Inspector, Shape, audit_failed, fold_audit, reference_segments
 from ...policy import DEFAULT_ANSWER_DETECTORS, Action, Decision, Policy, answer_detector_names
 from ...records import BLOCKED_STATUS, Record
 from ...segments import Segment
@@ -122,6 +122,8 @@ class GuardEvent:
             rec.hash_texts(answer=self.text, keep=keep_text)
         else:
             rec.hash_texts(prompt=self.text, keep=keep_text)
+        if not keep_text:  # no prompt or answer text anywhere in the record, evidence included
+            rec.redact()
         return rec
 
 
@@ -157,6 +159,7 @@ class Inspect:
     value: Any
     stage: str = INBOUND
     answers: bool = False  # with the answer detectors
+    reference: list[Segment] = field(default_factory=list)  # read, not checked (the prompt an answer replies to)
 
 
 @dataclass
@@ -294,9 +297,10 @@ class Core:
         """A model starts: check its prompt, and keep what its end needs (the request
         `body` is made only for the answer audit)."""
         if not self.check_prompts:
-            try:  # the segments and the body are only needed for the answer audit
+            try:  # the segments: the answer audit's input and the answer check's reference
                 audited = self.auditor is not None
-                self._remember(kw, _RunState(shape.read(value) if audited else [], [], body() if audited else {},
+                keep = audited or self.check_outputs
+                self._remember(kw, _RunState(shape.read(value) if keep else [], [], body() if audited else {},
                                              model, list(kw.get("tags") or []), dict(kw.get("metadata") or {})))
             except Exception:
                 log.debug("promptguard: cannot keep the prompt for the audit", exc_info=True)
@@ -335,7 +339,8 @@ class Core:
         who = state.name if state else ""
         gens = response.generations
         if self.check_outputs:
-            insp = yield Inspect(GENERATIONS, gens, OUTBOUND, answers=True)
+            reference = reference_segments(state.segments) if state is not None else []
+            insp = yield Inspect(GENERATIONS, gens, OUTBOUND, answers=True, reference=reference)
         else:
             insp = Inspection(GENERATIONS, gens, OUTBOUND, Decision(action=Action.ALLOW, checks=[]),
                               segments=GENERATIONS.read(gens), output=gens)
