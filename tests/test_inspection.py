@@ -195,3 +195,30 @@ def test_unreadable_input_and_a_failing_rewrite_are_decided_by_on_error():
     assert closed.action is Action.BLOCK and "sanitize failed: ZeroDivisionError" in closed.decision.errors[0]
     opened = _inspector("allow").inspect(Broken(), _body("a <<s>> b"))
     assert opened.action is Action.SANITIZE and not opened.rewritten and "unchanged" in opened.decision.errors[0]
+
+
+# -- limits: the text one check reads (issue 13) -----------------------------------------------------
+
+
+def test_text_above_max_text_bytes_is_not_read_or_read_in_part_by_policy():
+    from promptguard.parsing import PROMPT
+    from promptguard.policy import policy_from_text
+
+    class Count:
+        name = "count"
+
+        def __init__(self):
+            self.chars = 0
+
+        def detect(self, segments):
+            self.chars += sum(len(s.text) for s in segments)
+            return []
+
+    prompts = ["é" * 600, "b" * 600, "c" * 600]  # 1200 + 600 + 600 bytes
+    for on_limit, action, read in (("block", Action.BLOCK, 0), ("flag", Action.FLAG, 1200)):
+        det = Count()
+        pol = policy_from_text(f"detectors: {{rules: {{enabled: false}}}}\nlimits: {{max_text_bytes: 2048, "
+                               f"on_limit: {on_limit}}}\n")
+        insp = Inspector(Guard(pol, detectors=[det])).inspect(PROMPT, prompts)
+        assert insp.action is action and det.chars == read
+        assert "max_text_bytes" in insp.decision.errors[-1]

@@ -130,7 +130,7 @@ class Record:
 # sometimes clipped with an ellipsis) and parenthesised ones (the audit shows answers
 # as "(a -> b)"); and what is never a detector's own words: URLs, host and file names,
 # e-mail addresses, runs of digits (card numbers, SSNs, phone numbers)
-_QUOTED = re.compile(r"""'((?:[^'\\\n]|\\.)*)'|"((?:[^"\\\n]|\\.)*)"|`([^`\n]*)`|\(([^()\n]*)\)""")
+_QUOTED = re.compile(r"""(?<!\w)'((?:[^'\\\n]|\\.)*)'(?!\w)|"((?:[^"\\\n]|\\.)*)"|`([^`\n]*)`|\(([^()\n]*)\)""")
 _TEXTISH = re.compile(r"\S+@\S+|[a-z][a-z0-9+.-]*://\S+|\b[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"
                       r"|\d[\d ().\-/]{4,}\d", re.I)
 _ELLIPSIS = " .…\t\n'\"`"
