@@ -77,8 +77,9 @@ FindingSource = Annotated[str, AfterValidator(_finding_source)]
 class Threshold(BaseModel):
     """When a finding is flagged and when it is acted on.
 
-    The most specific matching entry applies: one naming detector, rule and kinds
-    beats one naming fewer of them.
+    The most specific matching entry applies: one naming detector, rule, sources and
+    kinds beats one naming fewer of them (detector, then rule, then sources, then kinds
+    weigh most).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -86,6 +87,8 @@ class Threshold(BaseModel):
     detector: FindingSource | None = None
     rule: str | None = None  # glob: "PG-EXF-*"
     kinds: list[SegmentKind] | None = None
+    # globs on the segment's source (`tools:*`, `response_format`, `name`, `tool:search`, ...)
+    sources: list[str] | None = None
     flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
     act_at: float = Field(default=0.85, ge=0.0, le=1.0)
     action: Literal["block", "sanitize", "flag"] = "block"
@@ -105,11 +108,14 @@ class Threshold(BaseModel):
             return False
         if self.kinds is not None and f.segment_kind not in self.kinds:
             return False
+        if self.sources is not None and not any(fnmatch.fnmatchcase(f.source or "", p) for p in self.sources):
+            return False
         return True
 
     @property
     def specificity(self) -> int:
-        return (self.detector is not None) * 4 + (self.rule is not None) * 2 + (self.kinds is not None)
+        return ((self.detector is not None) * 8 + (self.rule is not None) * 4 + (self.sources is not None) * 2
+                + (self.kinds is not None))
 
     def action_for(self, score: float) -> Action:
         if score >= self.act_at:

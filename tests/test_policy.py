@@ -142,3 +142,22 @@ def test_invalid_policy_files_fail_with_file_and_line(tmp_path, text, line, prob
 def test_missing_policy_file(tmp_path):
     with pytest.raises(YamlError, match="cannot read"):
         load_policy(tmp_path / "none.yaml")
+
+
+def test_thresholds_can_match_segment_sources():
+    from promptguard.findings import Finding, Severity
+    from promptguard.policy import policy_from_text
+    from promptguard.segments import SegmentKind
+
+    pol = policy_from_text("""
+thresholds:
+  - {detector: embeddings, kinds: [context], flag_at: 0.83, act_at: 0.9, action: sanitize}
+  - {detector: embeddings, sources: ["tools:*"], flag_at: 0.93, act_at: 0.99, action: block}
+""")
+
+    def f(source):
+        return Finding("embeddings", SegmentKind.CONTEXT, 0, 0.94, Severity.HIGH, "m", source=source)
+
+    assert pol.action_for(f("tools:book_flight")) is Action.FLAG  # the sources entry is more specific
+    assert pol.action_for(f("tool:search")) is Action.SANITIZE
+    assert pol.action_for(f(None)) is Action.SANITIZE
