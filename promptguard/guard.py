@@ -15,7 +15,8 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .detectors.base import Detector, create
 from .findings import Finding
-from .limits import Budget
+from .limits import Budget, Stopped, running
+from .limits import _current as _current_budget
 from .policy import Action, Decision, DetectorConfig, Policy, load_policy
 from .sanitize import Edit, apply_to_messages, apply_to_text
 from .segments import Segment, by_prompt
@@ -94,18 +95,22 @@ class Guard:
         timings: dict[str, float] = {}
         unfinished: list[str] = []
         groups = by_prompt(segments)
-        for det in self.detectors:
-            t0 = time.perf_counter()
-            for group in groups.values():
-                if budget is not None and budget.stopped:
-                    unfinished.append(det.name)
-                    break
-                try:
-                    findings.extend(det.detect(_inputs(det, group, reference)))
-                except Exception as e:  # noqa: BLE001 - recorded, decided by policy
-                    errors.append(f"{det.name}: {type(e).__name__}: {e}")
-                    break
-            timings[det.name] = timings.get(det.name, 0.0) + time.perf_counter() - t0
+        with running(budget):
+            for det in self.detectors:
+                t0 = time.perf_counter()
+                for group in groups.values():
+                    if budget is not None and budget.stopped:
+                        unfinished.append(det.name)
+                        break
+                    try:
+                        findings.extend(det.detect(_inputs(det, group, reference)))
+                    except Stopped:  # the detector saw the budget run out (limits.checkpoint)
+                        unfinished.append(det.name)
+                        break
+                    except Exception as e:  # noqa: BLE001 - recorded, decided by policy
+                        errors.append(f"{det.name}: {type(e).__name__}: {e}")
+                        break
+                timings[det.name] = timings.get(det.name, 0.0) + time.perf_counter() - t0
         return self._decide(segments, findings, errors, timings, reference, unfinished, budget)
 
     # -- async ---------------------------------------------------------------
@@ -120,6 +125,7 @@ class Guard:
         async def run(det: Detector) -> tuple[str, list[Finding], str | None, float, bool]:
             t0 = time.perf_counter()
             out: list[Finding] = []
+            _current_budget.set(budget)  # this task's context, copied into its threads
             try:
                 for group in groups:
                     if budget is not None and budget.stopped:
@@ -130,6 +136,8 @@ class Guard:
                         out.extend(await adetect(inputs))
                     else:
                         out.extend(await asyncio.to_thread(det.detect, inputs))
+            except Stopped:
+                return det.name, out, None, time.perf_counter() - t0, False
             except Exception as e:  # noqa: BLE001
                 return det.name, out, f"{det.name}: {type(e).__name__}: {e}", time.perf_counter() - t0, True
             return det.name, out, None, time.perf_counter() - t0, True

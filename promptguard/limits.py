@@ -5,18 +5,23 @@ The policy's `limits:` section (`Limits`) sets them; the inspection step applies
 in every face. A `Budget` is one check's deadline and stop switch: the guard looks at
 it between detectors (and between the prompt groups of one detector), so a check that
 ran out of time, or whose client went away, stops starting new work. A detector that
-is already running finishes its current group: the text limit is what bounds that.
+is already running finishes its current group, unless it calls `checkpoint()` between
+pieces of its own work (the embeddings detector does, between batches of windows): the
+budget of the check in progress is found through a context variable, which reaches the
+worker thread a detector runs in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Literal
+from contextvars import ContextVar
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Limits", "Budget"]
+__all__ = ["Limits", "Budget", "Stopped", "checkpoint", "running"]
 
 
 class Limits(BaseModel):
@@ -64,3 +69,32 @@ class Budget:
             self._why = f"deadline of {self.seconds:g} s passed"
             return self._why
         return None
+
+
+class Stopped(Exception):
+    """Raised by `checkpoint()` inside a detector whose check must stop."""
+
+
+_current: ContextVar[Budget | None] = ContextVar("promptguard_budget", default=None)
+
+
+def checkpoint() -> None:
+    """For detectors with long work: raise `Stopped` when the check in progress must
+    stop (its deadline passed, or nobody waits for it any more). Free when no check is
+    in progress."""
+    budget = _current.get()
+    if budget is not None:
+        why = budget.stopped
+        if why is not None:
+            raise Stopped(why)
+
+
+@contextlib.contextmanager
+def running(budget: Budget | None) -> Iterator[None]:
+    """Make `budget` the one `checkpoint()` sees in this context (and the threads started
+    from it with `asyncio.to_thread`)."""
+    token = _current.set(budget)
+    try:
+        yield
+    finally:
+        _current.reset(token)

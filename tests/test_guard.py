@@ -213,3 +213,35 @@ def test_a_stopped_budget_starts_no_more_work_sync():
     result = Guard(policy_from_text(POLICY), detectors=[det]).check(segments_from_prompt(["x", "x"]),
                                                                     budget=Budget(10, cancel))
     assert det.calls == 0 and result.stopped == "cancelled" and result.action is Action.BLOCK
+
+
+class Cooperative:
+    """A fake detector with long work of its own that calls `limits.checkpoint()` between
+    pieces of it (as the embeddings detector does between batches)."""
+
+    name = "coop"
+
+    def __init__(self):
+        self.pieces = 0
+
+    def detect(self, segments):
+        import time
+
+        from promptguard.limits import checkpoint
+
+        for _ in range(100):
+            checkpoint()
+            time.sleep(0.02)
+            self.pieces += 1
+        return []
+
+
+def test_a_detector_that_checks_the_budget_stops_inside_its_own_work():
+    from promptguard.limits import Budget
+
+    segs = segments_from_prompt("one long prompt")
+    for run in (lambda g, b: g.check(segs, budget=b), lambda g, b: asyncio.run(g.acheck(segs, budget=b))):
+        det = Cooperative()
+        result = run(Guard(policy_from_text(POLICY), detectors=[det]), Budget(0.2))
+        assert result.stopped and 3 <= det.pieces < 30 and result.action is Action.BLOCK
+        assert result.decision.checks == []
