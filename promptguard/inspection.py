@@ -194,12 +194,15 @@ class Inspector:
 
     def __init__(self, guard: Guard, *, observe: Observer | None = None,
                  inline_detectors: frozenset[str] | set[str] = frozenset(), inline_max_chars: int = 20_000,
-                 raise_failures: bool = False):
+                 raise_failures: bool = False, limits: bool = True):
         self.guard = guard
         self.policy = guard.policy
         self.observe = observe
         # the scanner reports a file it could not check as an error instead of deciding it
         self.raise_failures = raise_failures
+        # the policy's `limits:` bound the work of a check that someone waits for (a request);
+        # an offline scan of a prompt library reads every file whole
+        self.limits = limits
         detectors = getattr(guard, "detectors", [])
         self._inline_names = frozenset(inline_detectors)
         self._inline = bool(detectors) and all(d.name in self._inline_names for d in detectors)
@@ -215,7 +218,8 @@ class Inspector:
         guard = self.guard if "*" in names else Guard(
             self.policy, detectors=[d for d in self.guard.detectors if d.name in names])
         return Inspector(guard, observe=self.observe, inline_detectors=self._inline_names,
-                         inline_max_chars=self.inline_max_chars)
+                         inline_max_chars=self.inline_max_chars, raise_failures=self.raise_failures,
+                         limits=self.limits)
 
     # -- the step, once ------------------------------------------------------------------
     def _flow(self, shape: Shape, value: Any, stage: str) -> _Flow:
@@ -249,6 +253,8 @@ class Inspector:
         (None when all fit). With `on_limit: block` none are read when they do not all
         fit; with `flag`, the first ones that fit."""
         limit = self.policy.limits.max_text_bytes
+        if not self.limits:
+            return segments, None
         chars = sum(len(s.text) for s in segments)
         if chars * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
             return segments, None
@@ -307,7 +313,7 @@ class Inspector:
     def budget(self, cancel: Any = None) -> Budget:
         """A budget for one check under the policy's limits (`cancel`: a threading.Event
         that stops it, e.g. when the client goes away)."""
-        return Budget(self.policy.limits.check_timeout_s, cancel)
+        return Budget(self.policy.limits.check_timeout_s if self.limits else None, cancel)
 
     def _check(self, segments: Sequence[Segment], stage: str, reference: Sequence[Segment] = (),
                budget: Budget | None = None) -> GuardResult:

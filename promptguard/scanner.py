@@ -104,7 +104,7 @@ def check_file(guard: Guard | Inspector, parsed: ParsedFile) -> FileResult:
     `action` its own score earned under the policy) plus its `line`."""
     if parsed.error is not None:
         return FileResult(parsed.path, "error", error=parsed.error, warnings=parsed.warnings)
-    inspector = guard if isinstance(guard, Inspector) else Inspector(guard, raise_failures=True)
+    inspector = guard if isinstance(guard, Inspector) else Inspector(guard, raise_failures=True, limits=False)
     insp = inspector.inspect(PROMPT_FILE, parsed)
     segments = []
     for s in parsed.segments:
