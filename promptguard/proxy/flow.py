@@ -304,9 +304,10 @@ async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspect
     assert ex.inbound is not None
     auditor, inbound, policy = ex.profile.auditor, ex.inbound, ex.profile.inspector.policy
     try:
-        if not auditor.should_audit(inbound.segments, inbound.findings):
-            return out
         text = choice_texts(data, ex.endpoint).get(0)
+        # with the answer, suspicion mode also sees answer echo (a step citing a query span)
+        if not auditor.should_audit(inbound.segments, inbound.findings, answer=text):
+            return out
         if not auditor.config.inline:
             auditor.submit(ex.sent, inbound.segments, text, inbound.findings)
             return out
@@ -456,7 +457,7 @@ def end_stream(ex: Exchange, hb: HoldBack, answer_check: Inspection | None, done
     auditor, inbound = ex.profile.auditor, ex.inbound
     if auditor is not None and inbound is not None and done and rec.decision != Action.BLOCK.value:
         try:  # a stream has reached the client: its audit can only be after the fact
-            if auditor.should_audit(inbound.segments, inbound.findings):
+            if auditor.should_audit(inbound.segments, inbound.findings, answer=hb.texts.get(0)):
                 auditor.submit(ex.sent, inbound.segments, hb.texts.get(0), inbound.findings)
         except Exception as e:  # noqa: BLE001
             rec.errors.append(f"audit: {type(e).__name__}: {e}")
