@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .detectors.base import Detector, create
 from .findings import Finding
@@ -21,7 +22,7 @@ from .policy import Action, Decision, DetectorConfig, Policy, load_policy
 from .sanitize import Edit, apply_to_messages, apply_to_text
 from .segments import Segment, by_prompt
 
-__all__ = ["Guard", "GuardResult", "Sanitizer", "load_guard", "apply_limit"]
+__all__ = ["Guard", "GuardResult", "Sanitizer", "apply_limit", "load_guard"]
 
 
 @runtime_checkable

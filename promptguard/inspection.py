@@ -300,13 +300,13 @@ class Inspector:
         """Inspect `value`. `reference`: segments the answer detectors read but do not
         check (see `reference_segments`); `budget`: the check's deadline and stop switch
         (default: the policy's `limits.check_timeout_s`)."""
-        budget = budget or self.budget()
+        budget = budget or self._default_budget()
         return drive(self._flow(shape, value, stage),
                      lambda segments: self._check(segments, stage, reference, budget))
 
     async def ainspect(self, shape: Shape, value: Any, stage: str = INBOUND, *,
                        reference: Sequence[Segment] = (), budget: Budget | None = None) -> Inspection:
-        budget = budget or self.budget()
+        budget = budget or self._default_budget()
         return await adrive(self._flow(shape, value, stage),
                             lambda segments: self._acheck(segments, stage, reference, budget))
 
@@ -315,11 +315,25 @@ class Inspector:
         that stops it, e.g. when the client goes away)."""
         return Budget(self.policy.limits.check_timeout_s if self.limits else None, cancel)
 
+    def _default_budget(self) -> Budget | None:
+        return self.budget() if self.limits else None
+
+    @staticmethod
+    def _options(reference: Sequence[Segment], budget: Budget | None) -> dict[str, Any]:
+        """The guard's keyword arguments that are in use (a guard-like object without
+        them still works where they are not)."""
+        out: dict[str, Any] = {}
+        if reference:
+            out["reference"] = reference
+        if budget is not None:
+            out["budget"] = budget
+        return out
+
     def _check(self, segments: Sequence[Segment], stage: str, reference: Sequence[Segment] = (),
                budget: Budget | None = None) -> GuardResult:
         t0 = time.perf_counter()
         try:
-            result = self.guard.check(segments, reference=reference, budget=budget)
+            result = self.guard.check(segments, **self._options(reference, budget))
         except Exception as e:  # noqa: BLE001 - decided by the policy's on_error
             result = self._failed(segments, e)
         self._observe(stage, result, t0)
@@ -329,10 +343,11 @@ class Inspector:
                       budget: Budget | None = None) -> GuardResult:
         t0 = time.perf_counter()
         try:
+            options = self._options(reference, budget)
             if self._inline and sum(len(s.text) for s in segments) <= self.inline_max_chars:
-                result = self.guard.check(segments, reference=reference, budget=budget)
+                result = self.guard.check(segments, **options)
             else:
-                result = await self.guard.acheck(segments, reference=reference, budget=budget)
+                result = await self.guard.acheck(segments, **options)
         except Exception as e:  # noqa: BLE001 - decided by the policy's on_error
             result = self._failed(segments, e)
         self._observe(stage, result, t0)

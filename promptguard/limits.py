@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Limits", "Budget", "Stopped", "checkpoint", "running"]
+__all__ = ["Budget", "Limits", "Stopped", "checkpoint", "running"]
 
 
 class Limits(BaseModel):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import HealthCheck, given, settings
 import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from promptguard.parsing import segments_from_messages, segments_from_prompt

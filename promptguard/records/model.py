@@ -20,7 +20,7 @@ from ..policy import Action
 if TYPE_CHECKING:  # pragma: no cover
     from ..inspection import Inspection
 
-__all__ = ["Record", "BLOCKED_STATUS", "ERROR_DECISION", "sha256_text", "worst", "scrub"]
+__all__ = ["BLOCKED_STATUS", "ERROR_DECISION", "Record", "scrub", "sha256_text", "worst"]
 
 # The status of a blocked request in every face: the proxy answers it (OpenAI clients
 # raise BadRequestError), the LangChain integration and the scanner record it.
@@ -132,7 +132,7 @@ class Record:
 # e-mail addresses, runs of digits (card numbers, SSNs, phone numbers)
 _QUOTED = re.compile(r"""(?<!\w)'((?:[^'\\\n]|\\.)*)'(?!\w)|"((?:[^"\\\n]|\\.)*)"|`([^`\n]*)`|\(([^()\n]*)\)""")
 _TEXTISH = re.compile(r"\S+@\S+|[a-z][a-z0-9+.-]*://\S+|\b[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"
-                      r"|\d[\d ().\-/]{4,}\d", re.I)
+                      r"|\d[\d ().\-/]{4,}\d", re.IGNORECASE)
 _ELLIPSIS = " .…\t\n'\"`"
 
 

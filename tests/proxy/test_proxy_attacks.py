@@ -21,7 +21,6 @@ import openai
 import pytest
 
 from promptguard.detectors.base import register
-from promptguard.findings import Finding
 
 pytestmark = pytest.mark.timeout(120)
 

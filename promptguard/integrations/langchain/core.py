@@ -14,22 +14,31 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from ...findings import Finding
 from ...guard import Guard, GuardResult, load_guard
-from ...inspection import INBOUND, OUTBOUND, Inspection, Inspector, Shape, audit_failed, fold_audit, reference_segments
+from ...inspection import (
+    INBOUND,
+    OUTBOUND,
+    Inspection,
+    Inspector,
+    Shape,
+    audit_failed,
+    fold_audit,
+    reference_segments,
+)
 from ...policy import DEFAULT_ANSWER_DETECTORS, Action, Decision, Policy, answer_detector_names
 from ...records import BLOCKED_STATUS, Record
 from ...segments import Segment
 from .shapes import GENERATIONS, MESSAGE_BATCH, MESSAGES, PROMPTS, generation_texts
 
-__all__ = ["GuardEvent", "PromptBlocked", "Core", "Inspect", "Audit", "Background", "Recorder"]
+__all__ = ["Audit", "Background", "Core", "GuardEvent", "Inspect", "PromptBlocked", "Recorder"]
 
 log = logging.getLogger("promptguard.langchain")
 
