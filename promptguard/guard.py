@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .detectors.base import Detector, create
 from .findings import Finding
+from .limits import Budget, Stopped, running
+from .limits import _current as _current_budget
 from .policy import Action, Decision, DetectorConfig, Policy, load_policy
 from .sanitize import Edit, apply_to_messages, apply_to_text
 from .segments import Segment, SegmentKind, by_prompt
 
-__all__ = ["Guard", "GuardResult", "Sanitizer", "load_guard"]
+__all__ = ["Guard", "GuardResult", "Sanitizer", "apply_limit", "load_guard"]
 
 
 @runtime_checkable
@@ -43,6 +46,7 @@ class GuardResult:
     decision: Decision
     edits: list[Edit] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # detector → seconds
+    stopped: str | None = None  # why the check stopped before every detector finished (limits)
     _by_key: dict[tuple[Any, int], Segment] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -113,48 +117,94 @@ class Guard:
         return cfg is not None and cfg.skip_trusted
 
     # -- sync ----------------------------------------------------------------
-    def check(self, segments: Sequence[Segment]) -> GuardResult:
+    def check(self, segments: Sequence[Segment], *, reference: Sequence[Segment] = (),
+              budget: Budget | None = None) -> GuardResult:
+        """Run every detector over `segments`, one prompt group at a time, after marking
+        their trust (detectors with `skip_trusted` see only the untrusted ones).
+
+        `reference`: segments that are read, not checked (the request an answer
+        replies to): only detectors that say they read it (`reads_reference`) get it,
+        and findings are kept only on `segments`. `budget`: the check's deadline and
+        stop switch, looked at before each detector and group (`promptguard.limits`)."""
         segments = self.mark_trust(segments)
         findings: list[Finding] = []
         errors: list[str] = []
         timings: dict[str, float] = {}
+        unfinished: list[str] = []
         every, untrusted = self._groups(segments)
-        for det in self.detectors:
-            t0 = time.perf_counter()
-            for group in untrusted if self._skips_trusted(det) else every:
-                try:
-                    findings.extend(det.detect(group))
-                except Exception as e:  # noqa: BLE001 - recorded, decided by policy
-                    errors.append(f"{det.name}: {type(e).__name__}: {e}")
-                    break
-            timings[det.name] = timings.get(det.name, 0.0) + time.perf_counter() - t0
-        return self._decide(segments, findings, errors, timings)
+        with running(budget):
+            for det in self.detectors:
+                t0 = time.perf_counter()
+                for group in untrusted if self._skips_trusted(det) else every:
+                    if budget is not None and budget.stopped:
+                        unfinished.append(det.name)
+                        break
+                    try:
+                        findings.extend(det.detect(_inputs(det, group, reference)))
+                    except Stopped:  # the detector saw the budget run out (limits.checkpoint)
+                        unfinished.append(det.name)
+                        break
+                    except Exception as e:  # noqa: BLE001 - recorded, decided by policy
+                        errors.append(f"{det.name}: {type(e).__name__}: {e}")
+                        break
+                timings[det.name] = timings.get(det.name, 0.0) + time.perf_counter() - t0
+        return self._decide(segments, findings, errors, timings, reference, unfinished, budget)
 
     # -- async ---------------------------------------------------------------
-    async def acheck(self, segments: Sequence[Segment]) -> GuardResult:
-        """Async twin of `check`: async detectors are awaited, sync ones run in a thread."""
+    async def acheck(self, segments: Sequence[Segment], *, reference: Sequence[Segment] = (),
+                     budget: Budget | None = None) -> GuardResult:
+        """Async twin of `check`: async detectors are awaited, sync ones run in a thread,
+        all at once. Past the budget's deadline the detectors still running are dropped
+        (their threads stop before their next group)."""
         segments = self.mark_trust(segments)
         every, untrusted = self._groups(segments)
 
-        async def run(det: Detector) -> tuple[str, list[Finding], str | None, float]:
+        async def run(det: Detector) -> tuple[str, list[Finding], str | None, float, bool]:
             t0 = time.perf_counter()
             out: list[Finding] = []
+            _current_budget.set(budget)  # this task's context, copied into its threads
             try:
                 for group in untrusted if self._skips_trusted(det) else every:
+                    if budget is not None and budget.stopped:
+                        return det.name, out, None, time.perf_counter() - t0, False
+                    inputs = _inputs(det, group, reference)
                     adetect = getattr(det, "adetect", None)
                     if adetect is not None:
-                        out.extend(await adetect(group))
+                        out.extend(await adetect(inputs))
                     else:
-                        out.extend(await asyncio.to_thread(det.detect, group))
+                        out.extend(await asyncio.to_thread(det.detect, inputs))
+            except Stopped:
+                return det.name, out, None, time.perf_counter() - t0, False
             except Exception as e:  # noqa: BLE001
-                return det.name, out, f"{det.name}: {type(e).__name__}: {e}", time.perf_counter() - t0
-            return det.name, out, None, time.perf_counter() - t0
+                return det.name, out, f"{det.name}: {type(e).__name__}: {e}", time.perf_counter() - t0, True
+            return det.name, out, None, time.perf_counter() - t0, True
 
-        results = await asyncio.gather(*(run(d) for d in self.detectors))
-        findings = [f for _, fs, _, _ in results for f in fs]
-        errors = [e for _, _, e, _ in results if e]
-        timings = {n: t for n, _, _, t in results}
-        return self._decide(segments, findings, errors, timings)
+        tasks = [asyncio.ensure_future(run(d)) for d in self.detectors]
+        remaining = budget.remaining() if budget is not None else None
+        try:
+            if tasks and remaining is None:
+                await asyncio.wait(tasks)
+            elif tasks:
+                _, pending = await asyncio.wait(tasks, timeout=remaining)
+                if pending:
+                    assert budget is not None
+                    budget.stop(f"deadline of {budget.seconds:g} s passed")
+                    for t in pending:
+                        t.cancel()
+        except BaseException:  # cancelled (the client went away, the server stops): stop the threads too
+            if budget is not None:
+                budget.stop("cancelled")
+            for t in tasks:
+                t.cancel()
+            raise
+        results = [t.result() for t in tasks if t.done() and not t.cancelled()]
+        finished = {n for n, *_ in results}
+        findings = [f for _, fs, _, _, _ in results for f in fs]
+        errors = [e for _, _, e, _, _ in results if e]
+        timings = {n: t for n, _, _, t, _ in results}
+        unfinished = [d.name for d in self.detectors if d.name not in finished] + \
+            [n for n, _, _, _, ok in results if not ok]
+        return self._decide(segments, findings, errors, timings, reference, unfinished, budget)
 
     # -- deciding ------------------------------------------------------------
     def _decide(
@@ -163,10 +213,22 @@ class Guard:
         findings: list[Finding],
         errors: list[str],
         timings: dict[str, float],
+        reference: Sequence[Segment] = (),
+        unfinished: Sequence[str] = (),
+        budget: Budget | None = None,
     ) -> GuardResult:
-        checks = [d.name for d in self.detectors if not any(e.startswith(f"{d.name}:") for e in errors)]
+        if reference:  # findings are about the checked segments only
+            keys = {(s.kind, s.index, s.prompt) for s in segments}
+            findings = [f for f in findings if (f.segment_kind, f.segment_index, f.prompt) in keys]
+        checks = [d.name for d in self.detectors if d.name not in unfinished
+                  and not any(e.startswith(f"{d.name}:") for e in errors)]
         decision = self.policy.decide(findings, errors=errors, checks=checks)
         result = GuardResult(segments, decision, timings=timings)
+        if unfinished:
+            why = budget.stopped if budget is not None else None
+            result.stopped = why or "stopped"
+            apply_limit(decision, self.policy, f"limits: the check stopped ({result.stopped}) before "
+                                               f"{', '.join(dict.fromkeys(unfinished))} finished")
         if decision.action is Action.SANITIZE:
             self._sanitize(result)
         return result
@@ -197,6 +259,20 @@ class Guard:
         for name in by_detector:
             decision.escalate(Action.BLOCK, f"{name}: no such detector to sanitize with")
         decision.changes = [e.describe() for e in result.edits]
+
+
+def _inputs(det: Detector, group: list[Segment], reference: Sequence[Segment]) -> list[Segment]:
+    """What a detector reads for one prompt group: the group, and the reference
+    segments when the detector reads them (`reads_reference = True`)."""
+    return [*group, *reference] if reference and getattr(det, "reads_reference", False) else group
+
+
+def apply_limit(decision: Decision, policy: Policy, why: str) -> None:
+    """A check that hit a limit (`policy.limits`): noted, and decided by `on_limit`."""
+    decision.errors.append(why)
+    act = Action(policy.limits.on_limit)
+    if act.rank > decision.action.rank:
+        decision.action = act
 
 
 def load_guard(policy: "Guard | Policy | str | Path | None" = None, *,

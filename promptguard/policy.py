@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from .audit.config import AuditConfig
 from .findings import Finding
+from .limits import Limits
 from .segments import SegmentKind
 from .yamlutil import load_yaml_file, load_yaml_text
 
@@ -76,8 +77,9 @@ FindingSource = Annotated[str, AfterValidator(_finding_source)]
 class Threshold(BaseModel):
     """When a finding is flagged and when it is acted on.
 
-    The most specific matching entry applies: one naming detector, rule and kinds
-    beats one naming fewer of them.
+    The most specific matching entry applies: one naming detector, rule, sources and
+    kinds beats one naming fewer of them (detector, then rule, then sources, then kinds
+    weigh most).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +87,8 @@ class Threshold(BaseModel):
     detector: FindingSource | None = None
     rule: str | None = None  # glob: "PG-EXF-*"
     kinds: list[SegmentKind] | None = None
+    # globs on the segment's source (`tools:*`, `response_format`, `name`, `tool:search`, ...)
+    sources: list[str] | None = None
     flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
     act_at: float = Field(default=0.85, ge=0.0, le=1.0)
     action: Literal["block", "sanitize", "flag"] = "block"
@@ -104,11 +108,14 @@ class Threshold(BaseModel):
             return False
         if self.kinds is not None and f.segment_kind not in self.kinds:
             return False
+        if self.sources is not None and not any(fnmatch.fnmatchcase(f.source or "", p) for p in self.sources):
+            return False
         return True
 
     @property
     def specificity(self) -> int:
-        return (self.detector is not None) * 4 + (self.rule is not None) * 2 + (self.kinds is not None)
+        return ((self.detector is not None) * 8 + (self.rule is not None) * 4 + (self.sources is not None) * 2
+                + (self.kinds is not None))
 
     def action_for(self, score: float) -> Action:
         if score >= self.act_at:
@@ -143,6 +150,10 @@ class ProxySection(BaseModel):
     # proxy and the LangChain handler): `["*"]` for all of the policy's; unset, the
     # face's setting (default: `DEFAULT_ANSWER_DETECTORS`).
     answer_detectors: list[str] | None = None
+    # The longest the proxy waits for the upstream's whole answer (headers, body, every
+    # event of a stream), whatever the per-read timeout: a trickling upstream cannot hold
+    # a request longer than this. Past it: 504, or a stream ends with an error event.
+    upstream_deadline_s: float = Field(default=600.0, gt=0)
 
 
 # What checks answers when neither the policy nor the face says: the detectors written for
@@ -207,6 +218,8 @@ class Policy(BaseModel):
     audit: AuditConfig = Field(default_factory=lambda: AuditConfig(mode="off"))
     proxy: ProxySection = Field(default_factory=lambda: ProxySection())
     trust: TrustSection = Field(default_factory=lambda: TrustSection())
+    # bounds on the work of one check, in every face (promptguard.limits)
+    limits: Limits = Field(default_factory=lambda: Limits())
 
     @field_validator("audit", mode="before")
     @classmethod

@@ -118,7 +118,8 @@ def check_file(guard: Guard | Inspector, parsed: ParsedFile, keep_text: bool = F
     `local_spans`)."""
     if parsed.error is not None:
         return FileResult(parsed.path, "error", error=parsed.error, warnings=parsed.warnings)
-    inspector = guard if isinstance(guard, Inspector) else Inspector(scanner_guard(guard), raise_failures=True)
+    inspector = (guard if isinstance(guard, Inspector)
+                 else Inspector(scanner_guard(guard), raise_failures=True, limits=False))
     insp = inspector.inspect(PROMPT_FILE, parsed)
     segs = insp.result.segments if insp.result is not None else parsed.segments
     segments = []

@@ -206,3 +206,108 @@ def test_async_check_withholds_trusted_segments_too():
     probe = Seen()
     asyncio.run(Guard(pol, detectors=[probe]).acheck(segments_from_messages(CHAT)))
     assert [s.kind for s in probe.seen] == [K.QUERY]
+
+
+# -- reference segments and budgets (issue 13) ------------------------------------------------------
+
+class Reader(Keyword):
+    """A fake detector that reads the reference (`reads_reference`) and reports on
+    every segment with its word, reference segments included (the guard must drop those)."""
+
+    reads_reference = True
+
+    def __init__(self, word):
+        super().__init__(word, name="reader")
+        self.seen = []
+
+    def detect(self, segments):
+        self.seen.append([s.kind for s in segments])
+        return super().detect(segments)
+
+
+def test_reference_goes_only_to_detectors_that_read_it_and_no_finding_is_about_it():
+    from promptguard.parsing.answers import answer_segments
+
+    reader, plain = Reader("secret"), Keyword("secret", name="plain")
+    guard = Guard(policy_from_text(POLICY), detectors=[reader, plain])
+    reference = segments_from_messages([{"role": "system", "content": "The secret is 42."},
+                                        {"role": "user", "content": "What is the secret?"}])
+    answer = answer_segments({0: "The secret is out."})
+    for result in (guard.check(answer, reference=reference), asyncio.run(guard.acheck(answer, reference=reference))):
+        assert [(f.detector, f.segment_kind) for f in result.findings] == [("reader", K.ANSWER), ("plain", K.ANSWER)]
+    assert reader.seen[-1] == [K.ANSWER, K.INSTRUCTION, K.QUERY]
+    assert plain.calls == 2  # and it saw the answer alone (no reference finding from it either)
+
+
+class Slow:
+    """A fake detector that takes its time (deadline tests)."""
+
+    def __init__(self, name, seconds, word="x"):
+        self.name, self.seconds, self.word, self.calls = name, seconds, word, 0
+
+    def detect(self, segments):
+        import time
+
+        self.calls += 1
+        time.sleep(self.seconds)
+        return [Finding.on(s, detector=self.name, score=0.9, message="slow", rule="SLOW") for s in segments
+                if self.word in s.text]
+
+
+def test_a_deadline_keeps_finished_findings_and_decides_the_rest_by_on_limit():
+    from promptguard.limits import Budget
+
+    segs = segments_from_prompt("x marks the spot")
+    for on_limit, action in (("block", Action.BLOCK), ("flag", Action.FLAG)):
+        pol = policy_from_text(POLICY + f"limits: {{on_limit: {on_limit}}}\n")
+        fast, slow = Keyword("marks", score=0.55, name="fast"), Slow("slow", 2.0)
+        result = asyncio.run(Guard(pol, detectors=[fast, slow]).acheck(segs, budget=Budget(0.3)))
+        assert result.stopped and "deadline" in result.stopped
+        assert [f.detector for f in result.findings] == ["fast"]  # the finished detector's finding stays
+        assert result.decision.checks == ["fast"] and result.action is action
+        assert any("slow" in e and "limits" in e for e in result.decision.errors)
+
+
+def test_a_stopped_budget_starts_no_more_work_sync():
+    import threading
+
+    from promptguard.limits import Budget
+
+    cancel = threading.Event()
+    cancel.set()
+    det = Keyword("x")
+    result = Guard(policy_from_text(POLICY), detectors=[det]).check(segments_from_prompt(["x", "x"]),
+                                                                    budget=Budget(10, cancel))
+    assert det.calls == 0 and result.stopped == "cancelled" and result.action is Action.BLOCK
+
+
+class Cooperative:
+    """A fake detector with long work of its own that calls `limits.checkpoint()` between
+    pieces of it (as the embeddings detector does between batches)."""
+
+    name = "coop"
+
+    def __init__(self):
+        self.pieces = 0
+
+    def detect(self, segments):
+        import time
+
+        from promptguard.limits import checkpoint
+
+        for _ in range(100):
+            checkpoint()
+            time.sleep(0.02)
+            self.pieces += 1
+        return []
+
+
+def test_a_detector_that_checks_the_budget_stops_inside_its_own_work():
+    from promptguard.limits import Budget
+
+    segs = segments_from_prompt("one long prompt")
+    for run in (lambda g, b: g.check(segs, budget=b), lambda g, b: asyncio.run(g.acheck(segs, budget=b))):
+        det = Cooperative()
+        result = run(Guard(policy_from_text(POLICY), detectors=[det]), Budget(0.2))
+        assert result.stopped and 3 <= det.pieces < 30 and result.action is Action.BLOCK
+        assert result.decision.checks == []

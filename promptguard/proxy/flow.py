@@ -2,33 +2,42 @@
 
     checked(request, endpoint)          the route: the steps below, in order
       read_request(ex)                  authenticate, read the body (size, UTF-8, JSON, shape)
-      inspect_request(ex)               the inbound inspection: block | sanitize | flag | allow
-      forward(ex)                       send upstream (retried by the transport)
-      answer(ex, resp)                  a whole answer: inspect it, [audit it], respond
-      stream(ex, resp)                  a streamed answer: hold back, inspect as it grows
+      until_disconnect(ex, ...)         the rest, stopped when the client goes away
+        inspect_request(ex)             the inbound inspection: block | sanitize | flag | allow
+        forward(ex)                     send the checked body, re-serialized, upstream
+        answer(ex, resp)                a whole answer: inspect it, [audit it], respond
+        stream(ex, resp)                a streamed answer: hold back, inspect as it grows
       finish(ex)                        the record: latency, store (queued), log
 
 Each step is a module-level function of one `Exchange` (the request in flight), so it
 can be read, called and tested on its own. Decisions are the inspection step's
 (`promptguard.inspection`), the same as the LangChain integration's and the scanner's;
-what is the proxy's own is HTTP: status codes, headers, the hold-back window.
+what is the proxy's own is HTTP: status codes, headers, the hold-back window, and what
+happens when the client goes away (the checks and the upstream call are cancelled:
+status 499 in the record) or the server shuts down under a request (503 in the OpenAI
+error format, or a final error event in a stream; the record says so).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Coroutine
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ..inspection import INBOUND, OUTBOUND, Inspection, audit_failed, audit_summary, fold_audit
+from ..inspection import INBOUND, OUTBOUND, Inspection, audit_failed, audit_summary, fold_audit, reference_segments
 from ..parsing import CHAT, COMPLETION
-from ..parsing.answers import CHAT_RESPONSE, COMPLETION_RESPONSE, STREAMED_ANSWERS, answers_text, choice_texts
+from ..parsing.answers import CHAT_RESPONSE, COMPLETION_RESPONSE, STREAMED_ANSWERS, answers_text, choice_texts, \
+    stream_texts
 from ..policy import Action, Decision
 from ..records import BLOCKED_STATUS, ERROR_DECISION, Record
 from .errors import BLOCKED_TYPE, ProxyError, blocked_error, error_body, sse_error_event
@@ -37,7 +46,8 @@ from .streaming import HoldBack, encode_event, parse_data, upstream_events
 from .upstream import client_response_headers, forward_request_headers, upstream_error_from_response
 
 __all__ = ["Exchange", "checked", "read_request", "parse_body", "inspect_request", "forward", "answer",
-           "stream", "finish", "set_decision", "error_response", "read_body"]
+           "stream", "finish", "set_decision", "error_response", "read_body", "encode_body", "until_disconnect",
+           "SHUTDOWN_ERROR", "CLIENT_GONE_STATUS"]
 
 log = logging.getLogger("promptguard.proxy")
 
@@ -62,6 +72,11 @@ class Exchange:
     sent: dict[str, Any] | None = None  # the body that went upstream
     inbound: Inspection | None = None
     streaming: bool = False  # the response is a stream, which records itself when it ends
+    # set when nobody waits for the answer any more: the checks in flight stop (limits.Budget)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None  # time.monotonic() by which the upstream must be done
+    client_gone: bool = False  # the client closed the connection
+    recorded: bool = False
 
     @property
     def request_id(self) -> str:
@@ -82,6 +97,13 @@ def error_response(err: ProxyError, request_id: str) -> JSONResponse:
     return JSONResponse(error_body(err, request_id), status_code=err.status)
 
 
+# the status a record gets when the client went away before its answer (nginx's convention)
+CLIENT_GONE_STATUS = 499
+# what a request cut by the server's shutdown gets, and its record
+SHUTDOWN_ERROR = ProxyError(503, "server_shutting_down", "promptguard is shutting down; retry the request",
+                            kind="shutdown")
+
+
 # -- the route -----------------------------------------------------------------------------
 
 
@@ -91,24 +113,67 @@ async def checked(request: Request, endpoint: str) -> Response:
                  decision=ERROR_DECISION, stage="request", client=request.client.host if request.client else "")
     ex = Exchange(state, request, endpoint, rec, time.perf_counter())
     set_decision(request, ERROR_DECISION)
+    state.in_flight += 1
     try:
         await read_request(ex)
-        await inspect_request(ex)
-        resp = await forward(ex)
-        if rec.stream and resp.status_code == 200 and "text/event-stream" in resp.headers.get("content-type", ""):
-            return stream(ex, resp)
-        return await answer(ex, resp)
+        return await until_disconnect(ex, _respond(ex))
     except ProxyError as e:
         rec.status = e.status
         if e.kind == "blocked":
             rec.decision = Action.BLOCK.value
         else:
-            rec.errors = [*rec.errors, f"{e.code}: {e.message}"]
+            rec.errors = [*rec.errors, e.describe()]
         state.metrics.errors.labels(e.kind).inc()
         return error_response(e, ex.request_id)
+    except asyncio.CancelledError:  # the server cancels the request (shutdown past its grace period)
+        rec.status = SHUTDOWN_ERROR.status
+        rec.errors = [*rec.errors, "cut by the server's shutdown before the answer (the client got a 503)"]
+        state.metrics.errors.labels(SHUTDOWN_ERROR.kind).inc()
+        raise
     finally:
         if not ex.streaming:
             finish(ex)
+
+
+async def _respond(ex: Exchange) -> Response:
+    await inspect_request(ex)
+    resp = await forward(ex)
+    if ex.record.stream and resp.status_code == 200 and "text/event-stream" in resp.headers.get("content-type", ""):
+        return stream(ex, resp)
+    return await answer(ex, resp)
+
+
+async def until_disconnect(ex: Exchange, work: Coroutine[Any, Any, Response]) -> Response:
+    """Run `work` unless the client goes away first: then the checks in flight are
+    stopped (`ex.cancel`), the upstream call is cancelled, and the record says 499.
+    (A stream watches for the client itself: `RelayResponse`.)"""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(ex.request.receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        ex.cancel.set()
+        task.cancel()
+        gone.cancel()
+        raise
+    if task.done():
+        gone.cancel()
+        return task.result()
+    ex.client_gone = True
+    ex.cancel.set()
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # noqa: BLE001 - cancelled, or failed while cancelling: the client is gone either way
+        pass
+    raise ProxyError(CLIENT_GONE_STATUS, "client_disconnected", "the client closed the connection before the "
+                     "answer; the checks and the upstream call were cancelled", kind="client_gone")
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the body has been read: nothing else comes)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 # -- the steps -----------------------------------------------------------------------------
@@ -122,13 +187,15 @@ async def read_request(ex: Exchange) -> None:
     ex.body = ex.sent = parse_body(ex.content, ex.endpoint)
     ex.record.model = ex.body.get("model") or ""
     ex.record.stream = ex.body.get("stream") is True
+    ex.deadline = time.monotonic() + ex.profile.inspector.policy.proxy.upstream_deadline_s
 
 
 async def inspect_request(ex: Exchange) -> None:
     """The inbound inspection; a block is answered here, a sanitized body replaces the
     client's for the upstream."""
     assert ex.body is not None
-    insp = await ex.profile.inspector.ainspect(_SHAPES[ex.endpoint], ex.body, INBOUND)
+    inspector = ex.profile.inspector
+    insp = await inspector.ainspect(_SHAPES[ex.endpoint], ex.body, INBOUND, budget=inspector.budget(ex.cancel))
     if insp.unreadable is not None:  # well-formed JSON that no parser can read: the client's error
         raise ProxyError(400, "invalid_request", insp.unreadable)
     ex.inbound = insp
@@ -142,17 +209,29 @@ async def inspect_request(ex: Exchange) -> None:
         raise blocked_error(decided, INBOUND)
     if insp.rewritten:
         ex.sent = insp.output
-        ex.content = json.dumps(insp.output).encode()
+    # what goes upstream is what was checked, re-serialized: never the client's bytes, in
+    # which a duplicate key could be read one way here and another way upstream
+    ex.content = encode_body(ex.sent)
+
+
+def encode_body(body: Any) -> bytes:
+    """A request body as JSON bytes (UTF-8; `\\u` escapes only where UTF-8 cannot say
+    it, for lone surrogates)."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 async def forward(ex: Exchange) -> httpx.Response:
-    """Send the (possibly sanitized) body upstream; the response body is not read yet."""
+    """Send the checked body upstream; the response body is not read yet."""
     assert ex.caller is not None
     headers = forward_request_headers(ex.request.headers, ex.caller.upstream_auth)
     headers["content-type"] = "application/json"
     path = "/chat/completions" if ex.endpoint == "chat" else "/completions"
     t = time.perf_counter()
-    resp = await ex.state.upstream.send("POST", path, query=ex.request.url.query, headers=headers, content=ex.content)
+    resp = await ex.state.upstream.send("POST", path, query=ex.request.url.query, headers=headers, content=ex.content,
+                                        deadline=ex.deadline)
     ex.record.upstream_ms = (time.perf_counter() - t) * 1000  # to the response headers
     return resp
 
@@ -160,7 +239,7 @@ async def forward(ex: Exchange) -> httpx.Response:
 async def answer(ex: Exchange, resp: httpx.Response) -> Response:
     """A whole (non-streamed) answer: read, inspected, [audited], returned."""
     t = time.perf_counter()
-    data_bytes = await ex.state.upstream.read(resp)
+    data_bytes = await ex.state.upstream.read(resp, ex.deadline)
     rec, s = ex.record, ex.state.settings
     rec.upstream_ms = (rec.upstream_ms or 0.0) + (time.perf_counter() - t) * 1000
     ex.state.metrics.upstream_seconds.labels(ex.request.url.path).observe(rec.upstream_ms / 1000)
@@ -207,9 +286,17 @@ async def _inspect_answer(ex: Exchange, data: dict[str, Any]) -> Inspection:
     shape = _ANSWERS[ex.endpoint]
     if not ex.state.settings.check_answers:
         return Inspection(shape, data, OUTBOUND, Decision(Action.ALLOW), output=data)
-    out = await ex.profile.answers.ainspect(shape, data, OUTBOUND)
+    out = await _check_answer(ex, shape, data)
     ex.state.metrics.decisions.labels(OUTBOUND, out.action.value).inc()
     return out
+
+
+async def _check_answer(ex: Exchange, shape: Any, value: Any) -> Inspection:
+    """The answer detectors over an answer, with the request's segments as reference
+    (the system prompt it must not repeat, the conversation a URL must not carry)."""
+    answers = ex.profile.answers
+    reference = reference_segments(ex.inbound.segments) if ex.inbound is not None else ()
+    return await answers.ainspect(shape, value, OUTBOUND, reference=reference, budget=answers.budget(ex.cancel))
 
 
 async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspection:
@@ -253,17 +340,45 @@ def stream(ex: Exchange, resp: httpx.Response) -> StreamingResponse:
     ex.record.status = 200
     headers = client_response_headers(resp.headers)
     headers.pop("content-type", None)
-    return StreamingResponse(relay(ex, resp), status_code=200, headers=headers, media_type="text/event-stream")
+    return RelayResponse(ex, resp, headers)
+
+
+class RelayResponse(StreamingResponse):
+    """The streamed answer's response: it notes when the client goes away (so that a cut
+    stream's record can tell a client that left from a server that stopped), and makes
+    sure the exchange is recorded even when the stream never started."""
+
+    def __init__(self, ex: Exchange, resp: httpx.Response, headers: dict[str, str]):
+        super().__init__(relay(ex, resp), status_code=200, headers=headers, media_type="text/event-stream")
+        self.ex, self.upstream_response = ex, resp
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        await super().listen_for_disconnect(receive)
+        self.ex.client_gone = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            ex = self.ex
+            if not ex.recorded:  # cut while the relay waited to send, or before it started
+                ex.record.status = CLIENT_GONE_STATUS if ex.client_gone else SHUTDOWN_ERROR.status
+                ex.record.errors.append("the stream was cut: " + ("the client went away" if ex.client_gone
+                                                                  else "the server stopped"))
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]  # runs relay's own ending
+                if not ex.recorded:  # it never started
+                    await self.upstream_response.aclose()
+                    finish(ex)
 
 
 async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
     s, rec, metrics = ex.state.settings, ex.record, ex.state.metrics
     last: list[Inspection] = []
 
-    async def check(texts: dict[int, str], final: bool) -> ProxyError | None:
+    async def check(texts: dict[Any, str], final: bool) -> ProxyError | None:
         if not s.check_answers or not any(texts.values()):
             return None
-        insp = await ex.profile.answers.ainspect(STREAMED_ANSWERS, dict(texts), OUTBOUND)
+        insp = await _check_answer(ex, STREAMED_ANSWERS, dict(texts))
         last[:] = [insp]
         if insp.action is Action.SANITIZE:  # text already sent cannot be rewritten: cut like a block
             insp.decision.escalate(Action.BLOCK, "a streamed answer cannot be sanitized")
@@ -275,7 +390,7 @@ async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
     try:
         try:
             previous_id = ""
-            async for ev in upstream_events(resp, s.upstream_timeout):
+            async for ev in upstream_events(resp, s.upstream_timeout, ex.deadline):
                 if ev.data.strip() == "[DONE]":
                     done = True
                     break
@@ -283,14 +398,11 @@ async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
                 encoded = encode_event(ev, previous_id)
                 previous_id = ev.id
                 if isinstance(obj, dict) and obj.get("error") is not None:
-                    # the upstream reports an error mid-stream: check what came before it, then pass it on
-                    for b in await hb.finish():
-                        yield b
-                    rec.errors.append(f"upstream stream error: {str(obj.get('error'))[:300]}")
-                    rec.stage = "upstream"
-                    yield encoded
-                    return
-                for b in await hb.push(encoded, hb.add_text(choice_texts(obj, ex.endpoint, delta=True))):
+                    # the upstream reports an error mid-stream: check what came before it, then end
+                    # with an error of our own (the upstream's text stays in the record)
+                    raise ProxyError(502, "upstream_error", "the upstream reported an error in the stream",
+                                     internal=str(obj.get("error"))[:300])
+                for b in await hb.push(encoded, hb.add_text(stream_texts(obj, ex.endpoint))):
                     yield b
             if not done:
                 raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before it was complete",
@@ -301,7 +413,7 @@ async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
         except ProxyError as e:
             if e.kind != "blocked":
                 # upstream trouble: release what was received, once checked, then the error
-                rec.errors.append(f"{e.code}: {e.message}")
+                rec.errors.append(e.describe())
                 rec.stage = "upstream"
                 metrics.errors.labels(e.kind).inc()
                 try:
@@ -314,7 +426,18 @@ async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
                 metrics.errors.labels("blocked").inc()
             rec.status = e.status
             yield sse_error_event(e, ex.request_id)
+    except asyncio.CancelledError:
+        if ex.client_gone:  # nobody to tell
+            rec.status = CLIENT_GONE_STATUS
+            rec.errors.append("the client closed the stream before its end")
+            raise
+        # the server stops under the stream: end it with an error event the client can read
+        rec.status = SHUTDOWN_ERROR.status
+        rec.errors.append("stream cut by the server's shutdown (the client got a final error event)")
+        ex.state.metrics.errors.labels(SHUTDOWN_ERROR.kind).inc()
+        yield sse_error_event(SHUTDOWN_ERROR, ex.request_id)
     finally:
+        ex.cancel.set()  # a check still running for this stream stops
         end_stream(ex, hb, last[0] if last else None, done)
         try:
             await resp.aclose()
@@ -342,9 +465,16 @@ def end_stream(ex: Exchange, hb: HoldBack, answer_check: Inspection | None, done
 
 
 def finish(ex: Exchange) -> None:
-    """The record: latency, queued for the store, one log line."""
+    """The record: latency, queued for the store, one log line. Without `store_text`,
+    no request or answer text stays in it (`Record.redact`)."""
+    if ex.recorded:
+        return
+    ex.recorded = True
+    ex.state.in_flight -= 1
     rec = ex.record
     rec.latency_ms = (time.perf_counter() - ex.t0) * 1000
+    if not ex.state.settings.store_text:
+        rec.redact()
     ex.state.store.put(rec)
     log.info("request", extra={"fields": {
         "request_id": rec.request_id, "endpoint": rec.endpoint, "status": rec.status,
@@ -375,6 +505,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: it could not be forwarded as JSON
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
     """Decode, parse and shape-check a request body; errors are 400s in OpenAI format."""
     if not raw.strip():
@@ -384,7 +521,7 @@ def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ProxyError(400, "invalid_encoding", f"the request body is not valid UTF-8 (byte {e.start})") from None
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as e:
         raise ProxyError(400, "invalid_json", f"the request body is not valid JSON: {e}"[:300]) from None
     if not isinstance(body, dict):
