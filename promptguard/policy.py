@@ -12,11 +12,13 @@ import fnmatch
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Literal
+from typing import Annotated, Any, Iterable, Literal, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from .audit.config import AuditConfig
 from .findings import Finding
+from .limits import Limits
 from .segments import SegmentKind
 from .yamlutil import load_yaml_file, load_yaml_text
 
@@ -47,29 +49,46 @@ class Action(str, enum.Enum):
 _ACTION_RANK = {Action.ALLOW: 0, Action.FLAG: 1, Action.SANITIZE: 2, Action.BLOCK: 3}
 
 
+# Findings that come from the faces, not from an input detector: thresholds may name them,
+# `detectors:` may not (the answer audit is configured in the policy's `audit:` section).
+FACE_FINDINGS = ("audit",)
+
+
 def _known_detector(name: str) -> str:
     from .detectors.base import available
 
+    if name in FACE_FINDINGS:
+        raise ValueError(f"{name!r} is not an input detector: configure it in the policy's '{name}:' section "
+                         f"and remove it from 'detectors:'")
     if name not in available():
         raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}")
     return name
 
 
+def _finding_source(name: str) -> str:
+    return name if name in FACE_FINDINGS else _known_detector(name)
+
+
 DetectorName = Annotated[str, AfterValidator(_known_detector)]
+# what a threshold may name: a detector, or a face's own findings ("audit")
+FindingSource = Annotated[str, AfterValidator(_finding_source)]
 
 
 class Threshold(BaseModel):
     """When a finding is flagged and when it is acted on.
 
-    The most specific matching entry applies: one naming detector, rule and kinds
-    beats one naming fewer of them.
+    The most specific matching entry applies: one naming detector, rule, sources and
+    kinds beats one naming fewer of them (detector, then rule, then sources, then kinds
+    weigh most).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    detector: DetectorName | None = None
+    detector: FindingSource | None = None
     rule: str | None = None  # glob: "PG-EXF-*"
     kinds: list[SegmentKind] | None = None
+    # globs on the segment's source (`tools:*`, `response_format`, `name`, `tool:search`, ...)
+    sources: list[str] | None = None
     flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
     act_at: float = Field(default=0.85, ge=0.0, le=1.0)
     action: Literal["block", "sanitize", "flag"] = "block"
@@ -89,11 +108,14 @@ class Threshold(BaseModel):
             return False
         if self.kinds is not None and f.segment_kind not in self.kinds:
             return False
+        if self.sources is not None and not any(fnmatch.fnmatchcase(f.source or "", p) for p in self.sources):
+            return False
         return True
 
     @property
     def specificity(self) -> int:
-        return (self.detector is not None) * 4 + (self.rule is not None) * 2 + (self.kinds is not None)
+        return ((self.detector is not None) * 8 + (self.rule is not None) * 4 + (self.sources is not None) * 2
+                + (self.kinds is not None))
 
     def action_for(self, score: float) -> Action:
         if score >= self.act_at:
@@ -104,14 +126,79 @@ class Threshold(BaseModel):
 
 
 class DetectorConfig(BaseModel):
-    """Options for one detector; everything but `enabled` goes to its factory."""
+    """Options for one detector; everything but `enabled` and `skip_trusted` goes to its
+    factory."""
 
     model_config = ConfigDict(extra="allow")
     enabled: bool = True
+    # The guard hands this detector only the segments that are not trusted (see
+    # `TrustSection`): for detectors that look for injected instructions and have nothing
+    # to say about the application's own text.
+    skip_trusted: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
         return {k: v for k, v in (self.model_extra or {}).items()}
+
+
+class ProxySection(BaseModel):
+    """The policy's `proxy:` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Which detectors check the model's answers, in every face that checks answers (the
+    # proxy and the LangChain handler): `["*"]` for all of the policy's; unset, the
+    # face's setting (default: `DEFAULT_ANSWER_DETECTORS`).
+    answer_detectors: list[str] | None = None
+    # The longest the proxy waits for the upstream's whole answer (headers, body, every
+    # event of a stream), whatever the per-read timeout: a trickling upstream cannot hold
+    # a request longer than this. Past it: 504, or a stream ends with an error event.
+    upstream_deadline_s: float = Field(default=600.0, gt=0)
+
+
+# What checks answers when neither the policy nor the face says: the detectors written for
+# answers (rules with `kinds: [answer]`, and the exfiltration check).
+DEFAULT_ANSWER_DETECTORS = ("rules", "exfiltration")
+
+
+def answer_detector_names(policy: "Policy", default: Sequence[str] = DEFAULT_ANSWER_DETECTORS) -> list[str]:
+    """The detectors that check answers under `policy` (see `ProxySection`)."""
+    names = policy.proxy.answer_detectors
+    return list(default if names is None else names)
+
+
+# The faces a guard can serve, and which segment kinds each trusts when the policy's
+# `trust:` section does not say: the scanner vets text someone else wrote (a prompt library:
+# system prompts included), the proxy, the LangChain integration and a Guard called from an
+# application's own code (`api`) trust that application's system prompt.
+FACE_TRUST_DEFAULTS: dict[str, tuple[SegmentKind, ...]] = {
+    "scanner": (),
+    "proxy": (SegmentKind.INSTRUCTION,),
+    "langchain": (SegmentKind.INSTRUCTION,),
+    "api": (SegmentKind.INSTRUCTION,),
+}
+FACES = tuple(FACE_TRUST_DEFAULTS)
+
+
+class TrustSection(BaseModel):
+    """The policy's `trust:` section: per face, the segment kinds whose text is the
+    application's own. Trusted text is checked only for what is wrong anywhere (invisible
+    Unicode, homoglyphs, encoded payloads); rules marked `untrusted_only` and detectors
+    with `skip_trusted` leave it alone. Unset: the face's default (`FACE_TRUST_DEFAULTS`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scanner: list[SegmentKind] | None = None
+    proxy: list[SegmentKind] | None = None
+    langchain: list[SegmentKind] | None = None
+    api: list[SegmentKind] | None = None
+
+    def kinds(self, face: str) -> frozenset[SegmentKind]:
+        if face not in FACE_TRUST_DEFAULTS:
+            raise ValueError(f"unknown face {face!r}; known: {', '.join(FACES)}")
+        kinds = getattr(self, face)
+        return frozenset(FACE_TRUST_DEFAULTS[face] if kinds is None else kinds)
 
 
 class Policy(BaseModel):
@@ -127,12 +214,25 @@ class Policy(BaseModel):
     )
     default: Threshold = Field(default_factory=Threshold)
     thresholds: list[Threshold] = Field(default_factory=list)
-    # Free-form sections read by the faces (proxy, audit) that own them.
-    audit: dict[str, Any] = Field(default_factory=dict)
-    proxy: dict[str, Any] = Field(default_factory=dict)
+    # The answer audit (promptguard.audit; off unless the section says otherwise).
+    audit: AuditConfig = Field(default_factory=lambda: AuditConfig(mode="off"))
+    proxy: ProxySection = Field(default_factory=lambda: ProxySection())
+    trust: TrustSection = Field(default_factory=lambda: TrustSection())
+    # bounds on the work of one check, in every face (promptguard.limits)
+    limits: Limits = Field(default_factory=lambda: Limits())
+
+    @field_validator("audit", mode="before")
+    @classmethod
+    def _audit_off_by_default(cls, v: Any) -> Any:
+        # a policy's audit section without a mode is off: its calls cost the user money
+        return {"mode": "off", **v} if isinstance(v, dict) and "mode" not in v else v
 
     # Where relative paths in the policy (rule sets, artifacts) are resolved from.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def trusted_kinds(self, face: str = "api") -> frozenset[SegmentKind]:
+        """The segment kinds `face` trusts under this policy (see `TrustSection`)."""
+        return self.trust.kinds(face)
 
     def threshold_for(self, f: Finding) -> Threshold:
         best: Threshold | None = None
@@ -235,4 +335,5 @@ def policy_from_text(text: str, base_dir: Path | None = None, name: str = "<stri
     return policy
 
 
-__all__ += ["policy_from_text", "DetectorConfig"]
+__all__ += ["policy_from_text", "DetectorConfig", "ProxySection", "answer_detector_names", "FACE_FINDINGS",
+            "DEFAULT_ANSWER_DETECTORS", "TrustSection", "FACES", "FACE_TRUST_DEFAULTS"]

@@ -10,10 +10,11 @@ callers can tell a slow upstream from a broken one; every error is a
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from ..content import content_text
+from ..portal import run_sync
 
 __all__ = [
     "CompletionRequest",
@@ -51,16 +52,6 @@ class BadResponse(BackendError):
 
 class BackendUnavailable(BackendError):
     """The backend's library or model is missing (an optional extra, a GGUF file)."""
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n\n".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +171,7 @@ class CompletionRequest:
             return self.prompt
         parts = []
         for m in self.messages or ():
-            parts.append(f"{m.get('role', 'user')}: {_text_of(m.get('content'))}")
+            parts.append(f"{m.get('role', 'user')}: {content_text(m.get('content'))}")
         parts.append("assistant:")
         return "\n\n".join(parts)
 
@@ -214,22 +205,6 @@ class LLMBackend(Protocol):
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
     async def aclose(self) -> None: ...
-
-
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, even inside a running loop
-    (then in a worker thread with its own loop, never `asyncio.run` on the caller's)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="pg-sync")
-    return _POOL.submit(asyncio.run, coro).result()
 
 
 def complete_sync(backend: LLMBackend, request: CompletionRequest) -> Completion:

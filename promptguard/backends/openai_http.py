@@ -1,7 +1,9 @@
 """OpenAI-compatible HTTP upstream: vLLM (`vllm serve`), llama.cpp's server, OpenAI, ...
 
-Pooled `httpx.AsyncClient`, per-request timeouts, retries with backoff on
-connection errors, 429 and 502/503/504 (honouring a short `Retry-After`). Chat
+Pooled `httpx.AsyncClient` over the shared retrying transport (`promptguard.transport`:
+connection errors, 429 and 502/503/504 are retried with backoff, honouring a short
+`Retry-After`; a read timeout is not), per-request timeouts. Streams are read with
+`httpx-sse`. Chat
 requests go to `/chat/completions`, prompt requests to `/completions`. Extra
 fields that some servers add (vLLM's `stop_reason`, `prompt_logprobs`,
 `kv_transfer_params`, `reasoning_content`, ...) are tolerated and kept in `raw`.
@@ -11,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
+import weakref
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
+from httpx_sse import EventSource, SSEError
+
+from ..content import content_text
+from ..transport import client_for
 
 from .base import (
     BackendError,
@@ -96,76 +102,49 @@ class OpenAIHTTPBackend:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._transport = transport
-        # one pooled client per event loop (a client must not cross loops)
-        self._clients: dict[int, httpx.AsyncClient] = {}
+        # one pooled client per event loop, forgotten with its loop
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = \
+            weakref.WeakKeyDictionary()
         self._model_lock: asyncio.Lock | None = None
 
     # -- plumbing ------------------------------------------------------------
     def _client(self) -> httpx.AsyncClient:
+        """The pooled client of the running loop (a client must not cross loops; sync
+        callers all share the one background loop of `promptguard.portal`)."""
         loop = asyncio.get_running_loop()
-        key = id(loop)
-        client = self._clients.get(key)
+        client = self._clients.get(loop)
         if client is None or client.is_closed:
-            # drop clients of loops that are gone
-            self._clients = {k: c for k, c in self._clients.items() if not c.is_closed}
-            client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers,
+            client = client_for(
                 timeout=httpx.Timeout(self.timeout, connect=min(self.connect_timeout, self.timeout)),
-                limits=httpx.Limits(max_connections=self.max_connections,
-                                    max_keepalive_connections=self.max_connections),
-                transport=self._transport,
-            )
-            self._clients[key] = client
+                max_connections=self.max_connections, retries=self.retries, backoff=self.backoff,
+                statuses=_RETRY_STATUS, transport=self._transport, base_url=self.base_url, headers=self._headers)
+            self._clients[loop] = client
         return client
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for c in clients:
-            try:
-                await c.aclose()
-            except RuntimeError:  # its loop is closed already
-                pass
+        """Close the running loop's client (those of other loops go with their loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - always awaited
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
 
     async def _send(self, method: str, path: str, body: dict | None = None,
                     timeout: float | None = None) -> httpx.Response:
-        """One request with retries; returns a 2xx response or raises a BackendError."""
-        client = self._client()
-        attempt = 0
-        while True:
-            try:
-                req_timeout = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout)) \
-                    if timeout else httpx.USE_CLIENT_DEFAULT
-                resp = await client.request(method, path, json=body, timeout=req_timeout)
-            except httpx.TimeoutException as e:
-                # a read timeout on a generation is not retried: it would only double the wait
-                if isinstance(e, httpx.ConnectTimeout) and attempt < self.retries:
-                    attempt += 1
-                    await self._sleep(attempt)
-                    continue
-                raise BackendTimeout(f"{self.base_url}{path}: timed out ({type(e).__name__})") from e
-            except httpx.TransportError as e:
-                if attempt < self.retries:
-                    attempt += 1
-                    await self._sleep(attempt)
-                    continue
-                raise BackendError(f"{self.base_url}{path}: {type(e).__name__}: {e}") from e
-            if resp.status_code in _RETRY_STATUS and attempt < self.retries:
-                attempt += 1
-                await self._sleep(attempt, resp.headers.get("retry-after"))
-                continue
-            if resp.status_code >= 400:
-                raise BackendHTTPError(resp.status_code, _error_message(resp))
-            return resp
-
-    async def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
-        delay = self.backoff * (2 ** (attempt - 1)) * (1 + random.random() * 0.25)
-        if retry_after:
-            try:
-                delay = max(delay, min(float(retry_after), 10.0))
-            except ValueError:
-                pass
-        await asyncio.sleep(delay)
+        """One request (retried by the transport); returns a 2xx response or raises a BackendError."""
+        req_timeout = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout)) \
+            if timeout else httpx.USE_CLIENT_DEFAULT
+        try:
+            resp = await self._client().request(method, path, json=body, timeout=req_timeout)
+        except httpx.TimeoutException as e:
+            raise BackendTimeout(f"{self.base_url}{path}: timed out ({type(e).__name__})") from e
+        except httpx.TransportError as e:
+            raise BackendError(f"{self.base_url}{path}: {type(e).__name__}: {e}") from e
+        if resp.status_code >= 400:
+            raise BackendHTTPError(resp.status_code, _error_message(resp))
+        return resp
 
     async def default_model(self) -> str | None:
         """The configured model, else the first one the upstream lists (cached)."""
@@ -214,7 +193,7 @@ class OpenAIHTTPBackend:
                 raise BadResponse("chat response choice has no message")
             text = msg.get("content")
             if isinstance(text, list):  # content parts
-                text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+                text = content_text(text)
         else:
             text = ch.get("text")
         if text is None:
@@ -247,17 +226,13 @@ class OpenAIHTTPBackend:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise BackendHTTPError(resp.status_code, _error_message(resp))
-                async for line in resp.aiter_lines():
-                    line = line.strip()
-                    if not line or line.startswith(":") or not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                async for event in EventSource(resp).aiter_sse():
+                    if event.data.strip() == "[DONE]":
                         return
                     try:
-                        chunk = json.loads(payload)
+                        chunk = json.loads(event.data)
                     except ValueError:
-                        raise BadResponse(f"bad stream chunk: {payload[:200]!r}") from None
+                        raise BadResponse(f"bad stream chunk: {event.data[:200]!r}") from None
                     if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
                         raise BadResponse(f"upstream error in stream: {chunk['error']}")
                     for ch in (chunk.get("choices") or []) if isinstance(chunk, dict) else []:
@@ -266,6 +241,8 @@ class OpenAIHTTPBackend:
                         piece = (ch.get("delta") or {}).get("content") if request.is_chat else ch.get("text")
                         if isinstance(piece, str) and piece:
                             yield piece
+        except SSEError as e:
+            raise BadResponse(f"{self.base_url}{path}: {e}") from None
         except httpx.TimeoutException as e:
             raise BackendTimeout(f"{self.base_url}{path}: stream timed out") from e
         except httpx.TransportError as e:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import typer
 
 from . import app
-from .common import PolicyOption, build_guard, die
+from .common import PolicyOption, build_guard, die, load_policy_or_die
 
 _HELP_LINES = """Each line is a JSON object: an OpenAI chat/completion request body, or
 {"id": ..., "request": BODY, "answer": "the answer it got"} (also "response": an OpenAI
@@ -84,16 +84,8 @@ def audit(
 
     if str(requests) != "-" and not requests.is_file():
         raise die(f"no such file: {requests}")
-    from ..policy import load_policy
-    from ..yamlutil import YamlError
-
-    try:
-        pol = load_policy(policy)
-    except YamlError as e:
-        raise die(str(e)) from None
-    except (OSError, ValueError) as e:
-        raise die(f"cannot load policy: {e}") from None
-    section = dict(pol.audit)
+    pol = load_policy_or_die(policy)
+    section = pol.audit.model_dump()
     if mode is not None:
         section["mode"] = mode
     if max_extra_calls is not None:
@@ -132,11 +124,12 @@ def audit(
             res = await guard.acheck(segs)
             findings = res.findings
             row["static"] = {"action": res.action.value, "findings": len(findings)}
-        if not auditor.should_audit(segs, findings):
+        answer = _answer_of(rec)
+        if not auditor.should_audit(segs, findings, answer):
             return {**row, "status": "not-audited", "gate": cfg.mode}
-        row["gate"] = auditor.suspicion(segs, findings) or cfg.mode
+        row["gate"] = auditor.suspicion(segs, findings, answer) or cfg.mode
         async with sem:
-            rep = await auditor.audit(body, segs, _answer_of(rec), findings)
+            rep = await auditor.audit(body, segs, answer, findings)
         return {**row, "status": rep.status, "report": rep.to_dict()}
 
     async def run_all() -> list[dict[str, Any]]:

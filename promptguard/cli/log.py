@@ -63,7 +63,7 @@ def log_cmd(
 ) -> None:
     """List or export the decisions the proxy recorded."""
     from ..proxy.settings import load_settings
-    from ..proxy.store import StoreError, reader
+    from ..records import StoreError, reader
     from ..yamlutil import YamlError
 
     valid = {"allow", "flag", "sanitize", "block", "error"}

@@ -58,7 +58,7 @@ def serve(
 
     from ..proxy.app import create_app
     from ..proxy.settings import load_settings
-    from ..proxy.store import StoreError
+    from ..records import StoreError
     from ..yamlutil import YamlError
 
     for p, what in ((policy, "policy"), (config, "config"), (baseline, "baseline")):

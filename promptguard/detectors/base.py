@@ -44,8 +44,6 @@ _REGISTRY: dict[str, str | Callable[..., Detector]] = {
     "classifier": "promptguard.detectors.classifier:ClassifierDetector.from_config",
     "baseline": "promptguard.detectors.baseline:BaselineDetector.from_config",
     "exfiltration": "promptguard.detectors.exfiltration:ExfiltrationDetector.from_config",
-    # not an input detector: registered so that policies can set thresholds for its findings
-    "audit": "promptguard.audit.config:not_an_input_detector",
 }
 
 

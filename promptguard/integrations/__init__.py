@@ -13,14 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "AsyncPromptGuardCallbackHandler",
-    "GuardEvent",
-    "LocalEmbeddings",
-    "PromptBlocked",
-    "PromptGuardCallbackHandler",
-    "PromptGuardRunnable",
-]
+__all__ = ["AsyncPromptGuardCallbackHandler", "GuardEvent", "LocalEmbeddings", "PromptBlocked",
+           "PromptGuardCallbackHandler", "PromptGuardRunnable"]
 _LANGCHAIN = set(__all__)
 
 

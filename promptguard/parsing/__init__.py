@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..segments import Segment, SegmentBuilder, SegmentKind
-from .completion import parse_completion
+from .completion import COMPLETION, PROMPT, parse_completion, prompt_segments
 from .errors import ParseError
-from .openai import parse_messages
+from .openai import CHAT, MESSAGES, parse_messages
 
 __all__ = [
+    "CHAT",
+    "COMPLETION",
+    "MESSAGES",
+    "PROMPT",
     "ParseError",
     "parse_completion",
     "parse_messages",
@@ -25,24 +29,16 @@ def segments_from_messages(messages: Sequence[dict[str, Any]]) -> list[Segment]:
 
 def segments_from_prompt(prompt: str | Sequence[str], plain_kind: SegmentKind = SegmentKind.QUERY) -> list[Segment]:
     """A completion prompt (or a list of them, one `prompt` group each)."""
-    b = SegmentBuilder()
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise ParseError(f"prompt[{i}] must be a string, got {type(p).__name__}")
-        parse_completion(p, b, prompt=i, plain_kind=plain_kind)
-    return b.segments
+    return prompt_segments(prompt, plain_kind)
 
 
 def segments_from_request(body: dict[str, Any]) -> list[Segment]:
-    """An OpenAI request body: chat (`messages`) or completion (`prompt`)."""
+    """An OpenAI request body: chat (`messages`) or completion (`prompt`), with every
+    other field the model reads (tools, response_format, suffix, ...)."""
     if not isinstance(body, dict):
         raise ParseError("request body must be a JSON object")
     if "messages" in body:
-        return segments_from_messages(body["messages"])
+        return CHAT.read(body)
     if "prompt" in body:
-        p = body["prompt"]
-        if not isinstance(p, (str, list)):
-            raise ParseError("'prompt' must be a string or a list of strings")
-        return segments_from_prompt(p)
+        return COMPLETION.read(body)
     raise ParseError("request has neither 'messages' nor 'prompt'")

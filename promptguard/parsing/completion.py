@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..segments import Anchor, DemoParts, SegmentBuilder, SegmentKind, TextRange
+from ..sanitize import apply_to_fields, apply_to_text
+from ..segments import Anchor, DemoParts, Segment, SegmentBuilder, SegmentKind, TextRange
+from .errors import ParseError
 
-__all__ = ["parse_completion", "split_blocks", "parse_block", "Block", "ParsedBlock", "answer_parts"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ..guard import GuardResult
+
+__all__ = ["parse_completion", "split_blocks", "parse_block", "Block", "ParsedBlock", "answer_parts",
+           "prompt_segments", "PROMPT", "COMPLETION"]
 
 # a blank-line separator; it starts at "\n" (a literal first character lets the regex
 # engine skip ahead fast on large files), a "\r" before it is added back by hand
@@ -343,3 +350,69 @@ def parse_completion(
         b.add(plain_kind, text[start:end], message_index=message_index, source_start=base + start,
               role=role, prompt=prompt, source=source)
     return b
+
+
+# -- shapes: a prompt (or a list of them), and a completion request body ------------------
+
+
+def prompt_segments(prompt: str | Sequence[str], plain_kind: SegmentKind = SegmentKind.QUERY,
+                    builder: SegmentBuilder | None = None) -> list[Segment]:
+    """A completion prompt (or a list of them, one `prompt` group each)."""
+    b = builder or SegmentBuilder()
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ParseError(f"prompt[{i}] must be a string, got {type(p).__name__}")
+        parse_completion(p, b, prompt=i, plain_kind=plain_kind)
+    return b.segments
+
+
+class Prompts:
+    """A prompt string, or a list of them (prompts 0, 1, ...): reader and writer."""
+
+    name = "prompt"
+
+    def read(self, prompt: Any) -> list[Segment]:
+        if not isinstance(prompt, (str, list, tuple)):
+            raise ParseError("a prompt must be a string or a list of strings")
+        return prompt_segments(prompt)
+
+    def write(self, prompt: Any, result: "GuardResult") -> Any:
+        if isinstance(prompt, str):
+            return apply_to_text(prompt, result.edits)
+        return [apply_to_text(p, result.edits, prompt=i) for i, p in enumerate(prompt)]
+
+    def text(self, prompt: Any) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        return "\n\n".join(p for p in prompt or [] if isinstance(p, str))
+
+
+class CompletionBody:
+    """An OpenAI completion request body (`prompt`, and `suffix`, the text after the
+    insertion point, as context): reader and writer; every other field is kept."""
+
+    name = "completion"
+
+    def read(self, body: Any) -> list[Segment]:
+        if not isinstance(body, dict) or "prompt" not in body:
+            raise ParseError("'prompt' is required")
+        if not isinstance(body["prompt"], (str, list)):
+            raise ParseError("'prompt' must be a string or a list of strings")
+        b = SegmentBuilder()
+        prompt_segments(body["prompt"], builder=b)
+        # the suffix (text after the insertion point) is read by the model too
+        suffix = body.get("suffix")
+        if isinstance(suffix, str) and suffix.strip():
+            b.add(SegmentKind.CONTEXT, suffix, field=("suffix",), source="suffix")
+        return b.segments
+
+    def write(self, body: dict[str, Any], result: "GuardResult") -> dict[str, Any]:
+        return apply_to_fields({**body, "prompt": PROMPT.write(body["prompt"], result)}, result.edits)
+
+    def text(self, body: dict[str, Any]) -> str:
+        return PROMPT.text(body.get("prompt"))
+
+
+PROMPT = Prompts()
+COMPLETION = CompletionBody()

@@ -316,3 +316,23 @@ def _string_leaves(obj: Any, path: str, depth: int = 0) -> Iterator[tuple[str, s
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             yield from _string_leaves(v, f"{path}[{i}]", depth + 1)
+
+
+class PromptFile:
+    """A parsed prompt file as an inspection shape. Read only: the scanner reports,
+    it does not rewrite a library."""
+
+    name = "prompt file"
+    write = None
+
+    def read(self, parsed: ParsedFile) -> list[Segment]:
+        if parsed.error is not None:
+            raise ParseError(parsed.error)
+        return parsed.segments
+
+    def text(self, parsed: ParsedFile) -> str:
+        return parsed.text
+
+
+PROMPT_FILE = PromptFile()
+__all__ += ["PromptFile", "PROMPT_FILE"]

@@ -35,13 +35,15 @@ __all__ = [
     "is_langchain_serialized",
     "is_langchain_message_dicts",
     "langchain_messages_to_openai",
+    "lc_content",
+    "ROLES",
     "parse_langchain_messages",
 ]
 
 _VAR = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
-_ROLE = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
-         "system": "system", "tool": "tool", "function": "function", "developer": "developer",
-         "chat": "user"}
+# The one table of LangChain message types → OpenAI roles (a `chat` message names its own).
+ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant",
+         "system": "system", "tool": "tool", "function": "function", "developer": "developer"}
 # serialized message-template classes → OpenAI role
 _LC_TEMPLATE_ROLE = {
     "SystemMessagePromptTemplate": "system",
@@ -120,13 +122,19 @@ def parse_langchain_prompt_obj(
     raise ParseError(f"unsupported LangChain prompt _type {kind!r} (prompt, few_shot, chat)")
 
 
+def _role_or_chat(name: Any) -> str | None:
+    """A role named in a template file (`chat` there means a human turn)."""
+    n = str(name).lower()
+    return "user" if n == "chat" else ROLES.get(n)
+
+
 def _chat_message(m: Any, i: int, base_dir: Path | None) -> dict[str, str]:
     if isinstance(m, (list, tuple)) and len(m) == 2:
-        role, content = _ROLE.get(str(m[0]).lower()), m[1]
+        role, content = _role_or_chat(m[0]), m[1]
     elif isinstance(m, dict):
         raw_role = m.get("role") or m.get("type")
         # load_prompt's own chat shape is {"prompt": {"template": ...}}: a human message
-        role = _ROLE.get(str(raw_role).lower()) if raw_role else ("user" if "prompt" in m else None)
+        role = _role_or_chat(raw_role) if raw_role else ("user" if "prompt" in m else None)
         content = m.get("content", m.get("template", m.get("prompt")))
         if isinstance(content, dict):
             content = _template(content, f"messages[{i}].prompt", base_dir)
@@ -245,10 +253,10 @@ def parse_langchain_serialized(obj: dict[str, Any], b: SegmentBuilder, prompt: i
             if mcls == "MessagesPlaceholder":
                 continue  # filled at run time; nothing to check in the file
             if mcls in _LC_TEMPLATE_ROLE or mcls == "ChatMessagePromptTemplate":
-                role = _LC_TEMPLATE_ROLE.get(mcls) or _ROLE.get(str(mkw.get("role", "")).lower(), "user")
+                role = _LC_TEMPLATE_ROLE.get(mcls) or (ROLES.get(str(mkw.get("role", "")).lower()) or "user")
                 converted.append({"role": role, "content": _lc_template(mkw.get("prompt"), f"messages[{i}]")})
             elif mcls in _LC_MESSAGE_ROLE:
-                role = _LC_MESSAGE_ROLE[mcls] or _ROLE.get(str(mkw.get("role", "")).lower(), "user")
+                role = _LC_MESSAGE_ROLE[mcls] or (ROLES.get(str(mkw.get("role", "")).lower()) or "user")
                 content = mkw.get("content")
                 if not isinstance(content, (str, list)):
                     raise ParseError(f"ChatPromptTemplate messages[{i}] has no content")
@@ -267,41 +275,60 @@ def parse_langchain_serialized(obj: dict[str, Any], b: SegmentBuilder, prompt: i
 def is_langchain_message_dicts(obj: Any) -> bool:
     """`messages_to_dict` output: [{"type": "human", "data": {"content": ...}}, ...]."""
     return isinstance(obj, list) and bool(obj) and all(
-        isinstance(m, dict) and str(m.get("type", "")).lower() in _ROLE and isinstance(m.get("data"), dict)
+        isinstance(m, dict) and (str(m.get("type", "")).lower() in ROLES or str(m.get("type", "")).lower() == "chat") and isinstance(m.get("data"), dict)
         for m in obj
     )
 
 
+def lc_content(content: Any) -> str | list[dict[str, Any]]:
+    """LangChain message content (a string, or a list of strings and content blocks)
+    → OpenAI content (a string, or a list of parts)."""
+    if isinstance(content, str) or content is None:
+        return content or ""
+    if isinstance(content, list):
+        parts: list[dict[str, Any]] = []
+        for p in content:
+            if isinstance(p, str):
+                parts.append({"type": "text", "text": p})
+            elif isinstance(p, dict) and "type" in p:
+                parts.append(p)
+            else:
+                raise ParseError(f"unsupported content block {type(p).__name__}")
+        return parts
+    raise ParseError(f"unsupported message content {type(content).__name__}")
+
+
+def _role(mtype: Any, chat_role: Any) -> str | None:
+    """The OpenAI role of a LangChain message type (`chat` messages carry their own)."""
+    if mtype == "chat":
+        return ROLES.get(str(chat_role or "").lower())
+    return ROLES.get(mtype) or ROLES.get(str(mtype or "").lower())
+
+
 def langchain_messages_to_openai(messages: Sequence[Any]) -> list[dict[str, Any]]:
-    """BaseMessage objects, their dict forms, or OpenAI dicts → OpenAI dicts."""
-    out = []
+    """BaseMessage objects, their dict forms (`messages_to_dict`), or OpenAI dicts →
+    OpenAI message dicts, one per input message, in order. A message whose role is
+    not known (a `ChatMessage` with an invented role) is a ParseError: nothing is
+    guessed. (`langchain_core` is not imported: messages are read by their fields.)"""
+    out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
         if isinstance(m, dict):
             if "role" in m:
                 out.append(m)
                 continue
-            mtype = str(m.get("type", "")).lower()
             data = m.get("data") if isinstance(m.get("data"), dict) else m
-            role = _ROLE.get(mtype)
-            if mtype == "chat":
-                role = _ROLE.get(str(data.get("role", "")).lower(), "user")
-            if role is None:
-                raise ParseError(f"message {i}: unknown LangChain message type {m.get('type')!r}")
-            msg: dict[str, Any] = {"role": role, "content": data.get("content")}
-            for key in ("name", "tool_call_id"):
-                if data.get(key):
-                    msg[key] = data[key]
-            out.append(msg)
-            continue
-        mtype = getattr(m, "type", None)
-        role = _ROLE.get(str(mtype).lower()) if mtype else None
-        if mtype == "chat":
-            role = _ROLE.get(str(getattr(m, "role", "")).lower(), "user")
+            mtype, role_field, content, name, call_id = (m.get("type"), data.get("role"), data.get("content"),
+                                                         data.get("name"), data.get("tool_call_id"))
+        else:
+            mtype, content = getattr(m, "type", None), getattr(m, "content", None)
+            role_field = getattr(m, "role", None) if mtype == "chat" else None
+            name, call_id = getattr(m, "name", None), getattr(m, "tool_call_id", None)
+        role = _role(mtype, role_field)
         if role is None:
-            raise ParseError(f"message {i} of type {type(m).__name__} has no known role")
-        msg = {"role": role, "content": m.content}
-        if role == "tool":
-            msg["name"] = getattr(m, "name", None) or getattr(m, "tool_call_id", None)
+            raise ParseError(f"message {i}: unknown LangChain message type {mtype!r} ({type(m).__name__}, no known role)")
+        msg: dict[str, Any] = {"role": role, "content": lc_content(content)}
+        if role in ("tool", "function"):
+            msg["name"] = name or call_id or role
         out.append(msg)
     return out
 

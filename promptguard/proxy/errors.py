@@ -5,16 +5,26 @@ exception types (400 → BadRequestError, 401 → AuthenticationError, 502 → I
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProxyError", "error_body", "sse_error_event", "BLOCKED_TYPE"]
+from ..records import BLOCKED_STATUS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..policy import Decision
+
+__all__ = ["ProxyError", "error_body", "sse_error_event", "blocked_error", "BLOCKED_TYPE"]
 
 BLOCKED_TYPE = "promptguard_blocked"
 
 
 class ProxyError(Exception):
+    """An error answered in the OpenAI format. `message` goes to the client; `internal`
+    (an upstream's own error text, an exception's text) only to the record and the log:
+    an upstream's messages may name hosts, paths or prompt text the client must not see."""
+
     def __init__(self, status: int, code: str, message: str, type_: str | None = None,
-                 param: str | None = None, details: dict[str, Any] | None = None, kind: str | None = None):
+                 param: str | None = None, details: dict[str, Any] | None = None, kind: str | None = None,
+                 internal: str = ""):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -24,6 +34,11 @@ class ProxyError(Exception):
         self.details = details or {}
         # the label errors are counted under in metrics
         self.kind = kind or code
+        self.internal = internal
+
+    def describe(self) -> str:
+        """What records and logs keep: code, message, and the internal detail."""
+        return f"{self.code}: {self.message}" + (f" ({self.internal[:300]})" if self.internal else "")
 
 
 def _default_type(status: int) -> str:
@@ -37,6 +52,8 @@ def _default_type(status: int) -> str:
         return "invalid_request_error"
     if status == 504:
         return "timeout_error"
+    if status == 503:
+        return "server_error"
     return "upstream_error" if status in (502, 503) else "server_error"
 
 
@@ -55,3 +72,22 @@ def error_body(err: ProxyError, request_id: str) -> dict[str, Any]:
 def sse_error_event(err: ProxyError, request_id: str) -> bytes:
     """A final server-sent event carrying an error; OpenAI clients raise it as APIError."""
     return b"data: " + json.dumps(error_body(err, request_id)).encode() + b"\n\n"
+
+
+def blocked_error(decision: "Decision", stage: str) -> ProxyError:
+    """The 400 a blocked request or answer gets (OpenAI clients raise BadRequestError),
+    naming the finding or the failure that decided it."""
+    what = "Request" if stage == "inbound" else "Answer"
+    if decision.reasons:
+        f = decision.reasons[0]
+        who = f"rule {f.rule} of detector {f.detector}" if f.rule else f"detector {f.detector}"
+        msg = f"{what} blocked by promptguard: {who} on {f.segment_kind.value}[{f.segment_index}]: {f.message}"
+        code = "prompt_blocked" if stage == "inbound" else "answer_blocked"
+    elif decision.errors:
+        msg = f"{what} blocked by promptguard: a check failed and the policy fails closed ({decision.errors[0]})"
+        code = "check_failed"
+    else:
+        msg = f"{what} blocked by promptguard"
+        code = "check_failed"
+    return ProxyError(BLOCKED_STATUS, code, msg[:1000], type_=BLOCKED_TYPE,
+                      details={"decision": decision.to_dict()}, kind="blocked")

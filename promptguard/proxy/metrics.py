@@ -4,8 +4,13 @@ counters; scrape each replica (see docs/proxy.md)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..guard import GuardResult
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
@@ -35,6 +40,16 @@ class Metrics:
         self.detector_errors = Counter("promptguard_detector_errors", "Detector errors", ["stage"], registry=r)
         self.in_flight = Gauge("promptguard_in_flight_requests", "Requests being handled", registry=r)
         self.store_queue = Gauge("promptguard_store_queue", "Audit records waiting to be written", registry=r)
+
+    def observe_check(self, stage: str, result: "GuardResult", seconds: float) -> None:
+        """One guard run (an `Inspector` observer)."""
+        self.check_seconds.labels(stage).observe(seconds)
+        for name, secs in result.timings.items():
+            self.detector_seconds.labels(name, stage).observe(secs)
+        for f in result.decision.reasons:
+            self.findings.labels(f.detector, stage).inc()
+        if result.decision.errors:
+            self.detector_errors.labels(stage).inc(len(result.decision.errors))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,84 +1,75 @@
-"""Server-sent-event pass-through with a hold-back window for answer checks.
+"""Streamed answers: server-sent events from the upstream, held back until checked.
 
-Upstream events are re-emitted byte for byte, in order. Text-carrying events are
-held until the answer text accumulated so far has been checked and at least
-`holdback` characters stay unreleased behind them; a check that blocks cuts the
-stream there with a final error event (the client never sees the held text).
-The answer is re-checked every `check_every` new characters and once more at the
-end, before `[DONE]` is passed on.
+Events are read with `httpx-sse` (a CR and its LF may arrive in different chunks;
+comments and keep-alives are not events) and re-sent in order, each as the
+`data:` (and `event:`, `id:`, `retry:`) lines it carried. Text-carrying events are held
+until the answer text accumulated so far has been checked and at least `holdback`
+characters stay unreleased behind them; a check that blocks cuts the stream there with
+a final error event (the client never sees the held text). The answer is re-checked
+every `check_every` new characters and once more at the end, before `[DONE]`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 
 from .errors import ProxyError
+from .upstream import deadline_error
 
-__all__ = ["iter_sse", "SSEEvent", "HoldBack", "event_text"]
+__all__ = ["HoldBack", "upstream_events", "encode_event", "parse_data", "MAX_EVENT_CHARS"]
 
-
-@dataclass
-class SSEEvent:
-    raw: bytes  # the event's lines, without the blank line that ends it
-    data: str | None  # the joined `data:` lines, None for comments / keep-alives
-
-    def encode(self) -> bytes:
-        return self.raw + b"\n\n"
+MAX_EVENT_CHARS = 8 * 1024 * 1024
 
 
-def _parse_event(raw: bytes) -> SSEEvent:
-    data: list[str] = []
-    for line in raw.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line.startswith(b"data:"):
-            v = line[5:]
-            if v.startswith(b" "):
-                v = v[1:]
-            data.append(v.decode("utf-8", "replace"))
-    return SSEEvent(raw, "\n".join(data) if data else None)
+def encode_event(ev: ServerSentEvent, previous_id: str = "") -> bytes:
+    """One event as it goes to the client (an `id:` only where it changed)."""
+    lines = [] if ev.event == "message" else [f"event: {ev.event}"]
+    if ev.id and ev.id != previous_id:
+        lines.append(f"id: {ev.id}")
+    if ev.retry is not None:
+        lines.append(f"retry: {ev.retry}")
+    lines.extend(f"data: {line}" for line in ev.data.split("\n"))
+    return ("\n".join(lines) + "\n\n").encode()
 
 
-async def iter_sse(chunks: AsyncIterator[bytes], max_event_bytes: int = 8 * 1024 * 1024) -> AsyncIterator[SSEEvent]:
-    """Split a byte stream into events (blank-line separated; LF or CRLF)."""
-    buf = b""
-    async for chunk in chunks:
-        buf += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+async def upstream_events(resp: httpx.Response, read_timeout: float,
+                          deadline: float | None = None) -> AsyncIterator[ServerSentEvent]:
+    """The upstream's events; stalls, broken connections, over-long events and the
+    whole stream's deadline (a `time.monotonic()` value) become ProxyErrors. A stream
+    that ends in the middle of an event yields nothing for it."""
+    it = EventSource(resp).aiter_sse()
+    try:
         while True:
-            i = buf.find(b"\n\n")
-            if i < 0:
-                break
-            raw, buf = buf[:i], buf[i + 2:]
-            if raw.strip():
-                yield _parse_event(raw)
-        if len(buf) > max_event_bytes:
-            raise ProxyError(502, "upstream_invalid_response", "upstream sent an over-long server-sent event")
-    if buf.strip():
-        # a last event without its blank line: the stream was cut mid-event
-        raise ProxyError(502, "upstream_stream_cut", "upstream stream ended in the middle of an event")
+            try:
+                async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
+                    ev = await anext(it)
+            except StopAsyncIteration:
+                return
+            if len(ev.data) > MAX_EVENT_CHARS:
+                raise ProxyError(502, "upstream_invalid_response", "upstream sent an over-long server-sent event")
+            yield ev
+    except TimeoutError:
+        raise deadline_error() from None
+    except httpx.TimeoutException:
+        raise ProxyError(504, "upstream_timeout", f"upstream stream stalled for more than {read_timeout:g}s") from None
+    except httpx.HTTPError as e:
+        raise ProxyError(502, "upstream_stream_cut", f"upstream stream broke: {type(e).__name__}") from None
 
 
-def event_text(obj: object, endpoint: str) -> dict[int, str]:
-    """choice index → text carried by one streamed chunk."""
-    out: dict[int, str] = {}
-    if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
-        return out
-    for pos, ch in enumerate(obj["choices"]):
-        if not isinstance(ch, dict):
-            continue
-        idx = ch.get("index") if isinstance(ch.get("index"), int) else pos
-        if endpoint == "chat":
-            delta = ch.get("delta")
-            t = delta.get("content") if isinstance(delta, dict) else None
-        else:
-            t = ch.get("text")
-        if isinstance(t, str) and t:
-            out[idx] = out.get(idx, "") + t
-    return out
+def parse_data(ev: ServerSentEvent) -> object:
+    try:
+        return json.loads(ev.data)
+    except ValueError:
+        raise ProxyError(502, "upstream_invalid_response",
+                         f"upstream sent an event that is not JSON: {ev.data[:80]!r}") from None
 
 
 CheckFn = Callable[[dict[int, str], bool], Awaitable[ProxyError | None]]
@@ -86,13 +77,13 @@ CheckFn = Callable[[dict[int, str], bool], Awaitable[ProxyError | None]]
 
 @dataclass
 class HoldBack:
-    """Holds events until the text behind them is checked."""
+    """Holds encoded events until the text behind them is checked."""
 
     check: CheckFn  # (texts so far, final) → error that cuts the stream, or None
     holdback: int = 64
     check_every: int = 32
     texts: dict[int, str] = field(default_factory=dict)
-    _pending: deque[tuple[SSEEvent, int]] = field(default_factory=deque)
+    _pending: deque[tuple[bytes, int]] = field(default_factory=deque)
     _held: int = 0
     _unchecked: int = 0
     checks: int = 0
@@ -100,10 +91,10 @@ class HoldBack:
     def _releasable(self) -> bool:
         return bool(self._pending) and self._held - self._pending[0][1] >= self.holdback
 
-    async def push(self, ev: SSEEvent, n_chars: int) -> list[bytes]:
+    async def push(self, event: bytes, n_chars: int) -> list[bytes]:
         """Queue an event carrying `n_chars` new answer characters; returns the bytes
         that may be sent now. Raises ProxyError when a check blocks the answer."""
-        self._pending.append((ev, n_chars))
+        self._pending.append((event, n_chars))
         self._held += n_chars
         self._unchecked += n_chars
         if not self._releasable():
@@ -116,7 +107,7 @@ class HoldBack:
         while self._releasable():
             e, n = self._pending.popleft()
             self._held -= n
-            out.append(e.encode())
+            out.append(e)
         return out
 
     async def _run_check(self, final: bool) -> None:
@@ -131,7 +122,7 @@ class HoldBack:
     async def finish(self) -> list[bytes]:
         """Final check over the whole answer, then everything still held."""
         await self._run_check(final=True)
-        out = [e.encode() for e, _ in self._pending]
+        out = [e for e, _ in self._pending]
         self._pending.clear()
         self._held = 0
         return out
@@ -142,25 +133,3 @@ class HoldBack:
             self.texts[i] = self.texts.get(i, "") + t
             n += len(t)
         return n
-
-
-async def upstream_bytes(resp: httpx.Response, read_timeout: float) -> AsyncIterator[bytes]:
-    """The upstream body; stalls and broken connections become ProxyErrors."""
-    try:
-        async for chunk in resp.aiter_bytes():
-            yield chunk
-    except httpx.TimeoutException:
-        raise ProxyError(504, "upstream_timeout", f"upstream stream stalled for more than {read_timeout:g}s") from None
-    except httpx.HTTPError as e:
-        raise ProxyError(502, "upstream_stream_cut", f"upstream stream broke: {type(e).__name__}") from None
-
-
-def parse_data(ev: SSEEvent) -> object:
-    try:
-        return json.loads(ev.data or "")
-    except ValueError:
-        raise ProxyError(502, "upstream_invalid_response",
-                         f"upstream sent an event that is not JSON: {(ev.data or '')[:80]!r}") from None
-
-
-__all__ += ["upstream_bytes", "parse_data"]

@@ -51,7 +51,7 @@ def test_serve_refuses_bad_configuration(tmp_path, monkeypatch):
 
 def test_log_reports_errors_clearly(tmp_path):
     r = runner.invoke(app, ["log", "--store", str(tmp_path / "missing.sqlite")])
-    assert r.exit_code == 2 and "no audit store" in r.output
+    assert r.exit_code == 2 and "no record store" in r.output
     r = runner.invoke(app, ["log", "--store", str(tmp_path / "x.sqlite"), "--decision", "maybe"])
     assert r.exit_code == 2 and "unknown decision" in r.output
     r = runner.invoke(app, ["log", "--store", str(tmp_path / "x.sqlite"), "--since", "yesterday-ish"])

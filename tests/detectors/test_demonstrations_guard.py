@@ -28,16 +28,7 @@ from promptguard.sanitize import apply_to_messages, apply_to_text
 from promptguard.segments import SegmentKind
 from tests.detectors import demo_prompts as P
 
-_ONLY_DEMOS = """
-version: 1
-name: demos-only
-detectors:
-  demonstrations: {}
-thresholds:
-  - {detector: demonstrations, rule: PG-DEMO-POISONED, flag_at: 0.5, act_at: 0.85, action: sanitize}
-  - {detector: demonstrations, rule: PG-DEMO-STEP, flag_at: 0.5, act_at: 0.85, action: sanitize}
-  - {detector: demonstrations, rule: PG-DEMO-TRIGGER, flag_at: 0.5, act_at: 0.7, action: sanitize}
-"""
+_ONLY_DEMOS = P.ONLY_DEMOS_POLICY
 
 
 @pytest.fixture(scope="module", params=["demos-only", pytest.param("default", marks=pytest.mark.slow)])
@@ -169,7 +160,9 @@ def test_scan_sarif_and_table(prompt_file):
     assert {"demonstrations/PG-DEMO-POISONED", "demonstrations/PG-DEMO-TRIGGER"} & rules or any(
         "PG-DEMO-POISONED" in (r.get("ruleId") or "") for r in results
     )
-    res = CliRunner().invoke(app, ["scan", str(prompt_file), "--fail-on", "flag"])
+    # the table lists every finding with --verbose (its default row shows the top one)
+    res = CliRunner().invoke(app, ["scan", str(prompt_file), "--fail-on", "flag", "--verbose"],
+                             env={"COLUMNS": "250"})
     assert res.exit_code == 1  # findings at or above flag
     assert "PG-DEMO-POISONED" in res.stdout and "demonstration[0]" in res.stdout
 

@@ -169,7 +169,7 @@ def test_proxy_builds_its_guard_from_the_hardened_policy(run):
 
     settings = load_settings(upstream="http://upstream.invalid/v1", policy=str(out / "policy.yaml"))
     proxy = create_app(settings, transport=httpx.MockTransport(upstream))
-    names = {d.name for p in proxy.state.pg.profiles.values() for d in p.checker.guard.detectors}
+    names = {d.name for p in proxy.state.pg.profiles.values() for d in p.inspector.guard.detectors}
     assert "hardened" in names
     msgs = [{k: v for k, v in m.items() if k in ("role", "content", "name", "tool_call_id", "tool_calls")}
             for m in blocked["messages"]]

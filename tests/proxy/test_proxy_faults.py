@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _records(db: str) -> list[dict]:
-    from promptguard.proxy.store import reader
+    from promptguard.records import reader
 
     return reader(db).query(limit=None, newest_first=False)
 
@@ -377,7 +377,7 @@ def test_records_survive_shutdown(proxy_factory, fake_upstream, policies, tmp_pa
     app.state.pg.store.close()
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    rows = conn.execute("SELECT prompt_text, answer_text FROM promptguard_audit").fetchall()
+    rows = conn.execute("SELECT prompt_text, answer_text FROM promptguard_records").fetchall()
     assert len(rows) == 60
     assert ("[user] q7", "q7") in rows
 
@@ -424,14 +424,14 @@ def test_answer_detectors_setting_picks_the_answer_checks(proxy_factory, fake_up
 def test_an_internal_bug_is_a_500_in_openai_format_with_headers(proxy, monkeypatch):
     """Simulates a bug in the pipeline: the client still gets the OpenAI error shape and
     both headers, and the proxy keeps serving."""
-    from promptguard.proxy import app as app_module
+    from promptguard.proxy import flow
 
     url, _ = proxy
 
     def broken(*a, **k):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(app_module, "prompt_text", broken)
+    monkeypatch.setattr(flow, "inspect_request", broken)
     r = httpx.post(url + CHAT, json={"model": "fake-echo", "messages": [{"role": "user", "content": "hi"}]})
     _assert_openai_error(r, 500, "internal_error", "server_error")
     assert r.headers["x-promptguard-decision"] == "error"
