@@ -22,25 +22,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from _common import OUT, ROOT, SHARED
+from _common import OUT, ROOT, SHARED, wilson
 
 DATA = ROOT / "benchmarks" / "data" / "benign_trigger_eval.jsonl"
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
+# Does the classifier's corpus hold this family's task type (other items, other wording)?
+# "no": a task type it never saw (the corpus builder leaves it out on purpose).
+TASK_TRAINED = {
+    "badchain-math": "yes (other MATH items)", "badchain-strategyqa": "yes (other items)",
+    "farm-arithmetic": "yes (word problems)", "handwritten": "partly (4 of 12 domains)",
+    "badchain-csqa": "no", "badchain-letter": "no", "commonsense-mc": "no", "last-letters": "no",
+    "percentages": "no", "unit-conversion": "no",
+}
 
 
 def guard_with_only(name: str, model: str | None):
@@ -133,12 +130,18 @@ def main() -> None:
 
 def _print(name, per, rq, examples, t_files) -> None:
     print(f"\n== {name} only ==")
-    print(f"{'clean prompt files':28s} {'flagged':>8s} {'files':>6s} {'rate':>7s}  95% CI")
-    tk = tn = 0
-    for fam, (k, n) in sorted(per.items()):
+    print(f"{'clean prompt files':28s} {'flagged':>8s} {'files':>6s} {'rate':>7s}  {'95% CI':14s}  task type trained on")
+    tk = tn = hk = hn = 0
+    for fam, (k, n) in sorted(per.items(), key=lambda kv: (TASK_TRAINED.get(kv[0], "?") != "no", kv[0])):
         lo, hi = wilson(k, n)
-        print(f"  {fam:26s} {k:8d} {n:6d} {k / n:7.3f}  [{lo:.3f}, {hi:.3f}]")
+        seen = TASK_TRAINED.get(fam, "?")
+        print(f"  {fam:26s} {k:8d} {n:6d} {k / n:7.3f}  [{lo:.3f}, {hi:.3f}]  {seen}")
         tk, tn = tk + k, tn + n
+        if seen == "no":
+            hk, hn = hk + k, hn + n
+    if hn:
+        lo, hi = wilson(hk, hn)
+        print(f"  {'held-out task types':26s} {hk:8d} {hn:6d} {hk / hn:7.3f}  [{lo:.3f}, {hi:.3f}]")
     lo, hi = wilson(tk, tn)
     print(f"  {'all files':26s} {tk:8d} {tn:6d} {tk / tn:7.3f}  [{lo:.3f}, {hi:.3f}]   ({t_files:.0f} s)")
     print(f"{'benign requests':28s}")

@@ -42,13 +42,9 @@ def policy_file(kind: str, tmp: Path) -> Path:
     rules_dir = src.parent / "rules" / "default.yaml"
     d["detectors"]["rules"] = {"rulesets": [str(rules_dir)]}
     d["detectors"].pop("classifier", None)
-    d["detectors"]["embeddings"] = {"head": "default", "min_score": 0.3}
-    d["thresholds"] = [t for t in d.get("thresholds", []) if t.get("detector") != "classifier"] + [
-        {"detector": "embeddings", "kinds": ["instruction"], "flag_at": 0.93, "act_at": 0.99, "action": "block"},
-        {"detector": "embeddings", "kinds": ["query"], "flag_at": 0.87, "act_at": 0.97, "action": "block"},
-        {"detector": "embeddings", "kinds": ["context", "example", "demonstration"], "flag_at": 0.83, "act_at": 0.9,
-         "action": "sanitize"},
-    ]
+    # the previous default: its thresholds are still in the default policy (for when it is enabled)
+    d["detectors"]["embeddings"] = {"head": "default", "min_score": 0.3, "skip_trusted": True}
+    d["thresholds"] = [t for t in d.get("thresholds", []) if t.get("detector") != "classifier"]
     p = tmp / "embeddings-policy.yaml"
     p.write_text(yaml.safe_dump(d, sort_keys=False))
     return p

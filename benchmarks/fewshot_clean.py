@@ -1,11 +1,12 @@
 """Clean few-shot / chain-of-thought prompt files for the false-alarm benchmark.
 
 Nothing here is in the classifier's training data: the generators below are
-written for this benchmark only (their task types — arithmetic word problems
-about farms and trips, unit conversions, last-letter concatenation, commonsense
-multiple choice, date arithmetic, spelling, percentages — are not produced by the
-corpus builder, which leaves last-letter and commonsense tasks out on purpose),
-and the BadChain test data and hand-written worked examples come from
+written for this benchmark only. Their task types are of two sorts for the
+classifier: last-letter concatenation, commonsense multiple choice, unit
+conversions and percentages are task types the corpus builder never produces
+(it leaves them out on purpose, see promptguard/classifier/corpus/negatives.py);
+arithmetic word problems (farm-arithmetic) are a task type it trains on, written
+differently. The BadChain test data and hand-written worked examples come from
 benchmarks/demo_corpus.py.
 
     files = clean_fewshot_files(out_dir, seed=0)   # [(path, family), ...]

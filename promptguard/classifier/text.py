@@ -187,7 +187,10 @@ def _decoded_runs(text: str, min_hits: int = 3) -> list[tuple[str, int, int]]:
         return out
     fwd = [w in _COMMON for _, _, w in words]
     for name, dec in (("rot13", lambda w: codecs.decode(w, "rot13")), ("reversed", lambda w: w[::-1])):
-        gain = [(1 if dec(w) in _COMMON else 0) - (1 if f else 0) for (_, _, w), f in zip(words, fwd)]
+        # one-letter words count for nothing ("n" is "a" in ROT13: variables in maths
+        # would read as English)
+        gain = [0 if len(w) < 2 else (1 if dec(w) in _COMMON else 0) - (1 if f else 0)
+                for (_, _, w), f in zip(words, fwd)]
         i = 0
         while i < len(words):
             if gain[i] <= 0:

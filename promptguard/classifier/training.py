@@ -219,11 +219,16 @@ class FeatureCache:
 
 def split_calibration(rows: Sequence[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
     """(fit rows, calibration rows): a stable hash of the row's group (or text) decides,
-    so a document and its clean twin land on the same side."""
+    so a document and its clean twin land on the same side. Rows marked
+    ``meta["split"] == "calibration"`` (task types kept out of training on purpose)
+    always calibrate."""
     import zlib
 
     fit_rows, cal = [], []
     for r in rows:
+        if r.meta.get("split") == "calibration":
+            cal.append(r)
+            continue
         key = r.group or r.text
         h = zlib.crc32(f"{seed}:{r.source}:{key}".encode("utf-8", "surrogatepass")) / 2**32
         (cal if h < fraction else fit_rows).append(r)

