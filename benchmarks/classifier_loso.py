@@ -102,9 +102,13 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def head_embeddings(rows, log, chunk: int = 2000):
+def head_embeddings(rows, log, chunk: int = 2000, must: set[int] | None = None, cap: int | None = None,
+                    seed: int = 0):
     """MiniLM window embeddings and known-attack similarities of every row, cached on
-    disk per text (a rebuilt corpus re-embeds only its new texts)."""
+    disk per text (a rebuilt corpus re-embeds only its new texts). With `cap`, of the
+    rows not embedded before only the `must` rows (the held-out ones) and a seeded
+    sample of at most `cap` rows per source are embedded; the others get no vectors
+    (and the head does not train on them)."""
     from promptguard.embeddings import get_embedder
     from promptguard.embeddings.attacks import AttackIndex
 
@@ -114,11 +118,28 @@ def head_embeddings(rows, log, chunk: int = 2000):
     have: dict[str, np.ndarray] = {}
     if store.is_file():
         z = np.load(store)
+        all_vecs = z["vecs"]  # once: each z["vecs"] reads the whole array again (and a slice keeps it alive)
         off = 0
         for k, n in zip(z["keys"].tolist(), z["lens"].tolist()):
-            have[k] = z["vecs"][off : off + n]
+            have[k] = all_vecs[off : off + n]
             off += n
-    todo = sorted({r.text for r in rows if _key(r.text) not in have}, key=len)
+    missing = [i for i, r in enumerate(rows) if _key(r.text) not in have]
+    if cap is not None:
+        import random
+
+        rng = random.Random(seed)
+        by_src: dict[str, list[int]] = {}
+        for i in missing:
+            if must is None or i not in must:
+                by_src.setdefault(rows[i].source, []).append(i)
+        keep = [i for i in missing if must is not None and i in must]
+        for src_name in sorted(by_src):
+            ids = by_src[src_name]
+            keep += rng.sample(ids, min(cap, len(ids)))
+        log(f"  head embeddings: {len(missing)} rows not embedded before; embedding {len(keep)} "
+            f"(held-out rows + at most {cap} per source)")
+        missing = keep
+    todo = sorted({rows[i].text for i in missing}, key=len)
     t0 = time.perf_counter()
 
     def save() -> None:
@@ -140,14 +161,16 @@ def head_embeddings(rows, log, chunk: int = 2000):
             i += len(ws)
         save()
         log(f"  head embeddings: {s + len(part)}/{len(todo)} new texts ({time.perf_counter() - t0:.0f} s)")
-    vecs = [have[_key(r.text)] for r in rows]
+    empty = np.zeros((0, 384), np.float32)
+    vecs = [have.get(_key(r.text), empty) for r in rows]
     sims = [index.nearest(v, 3)[0] if len(v) else np.zeros((0, 3), np.float32) for v in vecs]
     return vecs, sims
 
 
-def guard_scores_by_text(texts: list[str], log) -> dict[str, dict[str, float]]:
+def guard_scores_by_text(texts: list[str], log, score_new: bool = True) -> dict[str, dict[str, float]]:
     """jailguard / prompt-guardrail scores per text, cached on disk per text; only
-    texts not scored before go through benchmarks/guard_runner.py."""
+    texts not scored before go through benchmarks/guard_runner.py (none with
+    `score_new=False`: the texts without a cached score are left out)."""
     from injection_detection import GUARD_VENV
 
     store = OUT / "cache" / "guard-scores-by-text.json"
@@ -165,7 +188,9 @@ def guard_scores_by_text(texts: list[str], log) -> dict[str, dict[str, float]]:
                 have.setdefault(_key(t), {name: float(v["scores"][j]) for name, v in g.items()})
     todo = [t for t in dict.fromkeys(texts) if _key(t) not in have]
     py = GUARD_VENV / "bin" / "python"
-    if todo and py.is_file():
+    if todo and not score_new:
+        log(f"guard baselines: {len(todo)} texts have no cached score (left out: --guards-cached)")
+    elif todo and py.is_file():
         import subprocess
 
         src = OUT / "guard_todo.jsonl"
@@ -198,6 +223,11 @@ def main() -> None:
     ap.add_argument("--frozen-layers", type=int, default=4)
     ap.add_argument("--no-guards", action="store_true")
     ap.add_argument("--no-head", action="store_true")
+    ap.add_argument("--guards-cached", action="store_true",
+                    help="score the guard baselines only where a cached score exists (their thresholds "
+                         "come from the training side's benign rows that have one)")
+    ap.add_argument("--head-cap", type=int, default=None,
+                    help="embed for the head at most this many new rows per source (held-out rows always)")
     ap.add_argument("--reuse", action="store_true", help="reuse fold models already trained with the same settings")
     ap.add_argument("--no-views-too", action="store_true", help="also score without the normalised views")
     ap.add_argument("--tag", default="", help="suffix for the output files (several configurations side by side)")
@@ -237,8 +267,10 @@ def main() -> None:
     s_rules[:] = s_rules_all
     log(f"rules: {time.perf_counter() - t0:.0f} s")
     guards: dict[str, np.ndarray] = {}
+    guard_has = np.ones(len(rows), dtype=bool)
     if not args.no_guards:
-        g = guard_scores_by_text([rows[i].text for i in ev_idx], log)
+        g = guard_scores_by_text([rows[i].text for i in ev_idx], log, score_new=not args.guards_cached)
+        guard_has = np.array([r.text in g for r in rows])
         names = sorted({n for v in g.values() for n in v})
         for name in names:
             full = np.full(len(rows), np.nan)
@@ -249,7 +281,9 @@ def main() -> None:
 
     vecs = sims = None
     if not args.no_head:
-        vecs, sims = head_embeddings(rows, log)
+        folds_held = np.where(np.isin(src, [s for f in args.folds.split(",") if f for s in FOLDS[f]]))[0]
+        vecs, sims = head_embeddings(rows, log, must={int(i) for i in folds_held}, cap=args.head_cap,
+                                     seed=args.seed)
 
     tag = f"-{args.tag}" if args.tag else ""
     results: dict[str, dict] = {}
@@ -295,7 +329,7 @@ def main() -> None:
             idx_fit = [i for i in range(len(rows)) if train_mask[i] and rows[i].id in fit_ids and len(vecs[i])]
             h = train_head([vecs[i] for i in idx_fit], [sims[i] for i in idx_fit], y[idx_fit], C=0.1, rounds=3)
             s_head_held = bag_scores(h, [vecs[i] for i in held], [sims[i] for i in held])
-            idx_cal = [i for i in range(len(rows)) if train_mask[i] and rows[i].id in cal_ids]
+            idx_cal = [i for i in range(len(rows)) if train_mask[i] and rows[i].id in cal_ids and len(vecs[i])]
             s_head_cal = np.zeros(len(rows))
             s_head_cal[idx_cal] = bag_scores(h, [vecs[i] for i in idx_cal], [sims[i] for i in idx_cal])
             cal_set = set(idx_cal)
@@ -312,7 +346,10 @@ def main() -> None:
         systems["rules + classifier"] = (comb, {k: max(thr_new[k], 0.0) for k in kinds})
         for name, s_all in guards.items():
             # thresholds from the other evaluable sources' benign rows (the guards never train here)
-            systems[name] = (s_all[held], side_thr(s_all, lambda i: train_mask[i] and evaluable[i]))
+            if not guard_has[held].all():
+                log(f"[{fold}] {name}: {int((~guard_has[held]).sum())} held-out rows without a score (left out)")
+                continue
+            systems[name] = (s_all[held], side_thr(s_all, lambda i: train_mask[i] and evaluable[i] and guard_has[i]))
 
         fold_res = {}
         for name, (s, thr) in systems.items():

