@@ -27,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..inspection import INBOUND, OUTBOUND, Inspection, audit_failed, audit_summary, fold_audit
-from ..parsing import CHAT, COMPLETION
+from ..parsing import CHAT, COMPLETION, ParseError
 from ..parsing.answers import CHAT_RESPONSE, COMPLETION_RESPONSE, STREAMED_ANSWERS, answers_text, choice_texts
+from ..parsing.responses import RESPONSE_OUTPUT, RESPONSES, validate_body
 from ..policy import Action, Decision
 from ..records import BLOCKED_STATUS, ERROR_DECISION, Record
 from .errors import BLOCKED_TYPE, ProxyError, blocked_error, error_body, sse_error_event
@@ -37,14 +38,15 @@ from .streaming import HoldBack, encode_event, parse_data, upstream_events
 from .upstream import client_response_headers, forward_request_headers, upstream_error_from_response
 
 __all__ = ["Exchange", "checked", "read_request", "parse_body", "inspect_request", "forward", "answer",
-           "stream", "finish", "set_decision", "error_response", "read_body"]
+           "read_answer", "stream", "finish", "failed", "begin", "set_decision", "error_response", "read_body"]
 
 log = logging.getLogger("promptguard.proxy")
 
-# which body field each checked endpoint requires
+# which body field each checked endpoint requires (a Responses request is checked by its own reader)
 ENDPOINT_KEYS = {"chat": "messages", "completions": "prompt"}
-_SHAPES = {"chat": CHAT, "completions": COMPLETION}
-_ANSWERS = {"chat": CHAT_RESPONSE, "completions": COMPLETION_RESPONSE}
+_SHAPES = {"chat": CHAT, "completions": COMPLETION, "responses": RESPONSES}
+_ANSWERS = {"chat": CHAT_RESPONSE, "completions": COMPLETION_RESPONSE, "responses": RESPONSE_OUTPUT}
+_PATHS = {"chat": "/chat/completions", "completions": "/completions", "responses": "/responses"}
 
 
 @dataclass
@@ -53,7 +55,7 @@ class Exchange:
 
     state: ProxyState
     request: Request
-    endpoint: str  # chat | completions
+    endpoint: str  # chat | completions | responses
     record: Record
     t0: float
     caller: Caller | None = None
@@ -85,12 +87,17 @@ def error_response(err: ProxyError, request_id: str) -> JSONResponse:
 # -- the route -----------------------------------------------------------------------------
 
 
-async def checked(request: Request, endpoint: str) -> Response:
-    state: ProxyState = request.app.state.pg
+def begin(request: Request, endpoint: str) -> Exchange:
+    """A checked request arrives: its exchange and its record (an error until decided)."""
     rec = Record(request_id=request.state.request_id, ts=time.time(), endpoint=request.url.path,
                  decision=ERROR_DECISION, stage="request", client=request.client.host if request.client else "")
-    ex = Exchange(state, request, endpoint, rec, time.perf_counter())
     set_decision(request, ERROR_DECISION)
+    return Exchange(request.app.state.pg, request, endpoint, rec, time.perf_counter())
+
+
+async def checked(request: Request, endpoint: str) -> Response:
+    ex = begin(request, endpoint)
+    rec = ex.record
     try:
         await read_request(ex)
         await inspect_request(ex)
@@ -99,16 +106,22 @@ async def checked(request: Request, endpoint: str) -> Response:
             return stream(ex, resp)
         return await answer(ex, resp)
     except ProxyError as e:
-        rec.status = e.status
-        if e.kind == "blocked":
-            rec.decision = Action.BLOCK.value
-        else:
-            rec.errors = [*rec.errors, f"{e.code}: {e.message}"]
-        state.metrics.errors.labels(e.kind).inc()
-        return error_response(e, ex.request_id)
+        return failed(ex, e)
     finally:
         if not ex.streaming:
             finish(ex)
+
+
+def failed(ex: Exchange, e: ProxyError) -> JSONResponse:
+    """A request that ends in an error (a block included): recorded, counted, answered."""
+    rec = ex.record
+    rec.status = e.status
+    if e.kind == "blocked":
+        rec.decision = Action.BLOCK.value
+    else:
+        rec.errors = [*rec.errors, f"{e.code}: {e.message}"]
+    ex.state.metrics.errors.labels(e.kind).inc()
+    return error_response(e, ex.request_id)
 
 
 # -- the steps -----------------------------------------------------------------------------
@@ -145,23 +158,26 @@ async def inspect_request(ex: Exchange) -> None:
         ex.content = json.dumps(insp.output).encode()
 
 
-async def forward(ex: Exchange) -> httpx.Response:
-    """Send the (possibly sanitized) body upstream; the response body is not read yet."""
+async def forward(ex: Exchange, path: str | None = None, content: bytes | None = None) -> httpx.Response:
+    """Send the (possibly sanitized) body upstream (or `content` to `path`: the
+    Responses bridge); the response body is not read yet."""
     assert ex.caller is not None
     headers = forward_request_headers(ex.request.headers, ex.caller.upstream_auth)
     headers["content-type"] = "application/json"
-    path = "/chat/completions" if ex.endpoint == "chat" else "/completions"
     t = time.perf_counter()
-    resp = await ex.state.upstream.send("POST", path, query=ex.request.url.query, headers=headers, content=ex.content)
+    resp = await ex.state.upstream.send("POST", path or _PATHS[ex.endpoint], query=ex.request.url.query,
+                                        headers=headers, content=ex.content if content is None else content)
     ex.record.upstream_ms = (time.perf_counter() - t) * 1000  # to the response headers
     return resp
 
 
-async def answer(ex: Exchange, resp: httpx.Response) -> Response:
-    """A whole (non-streamed) answer: read, inspected, [audited], returned."""
+async def read_answer(ex: Exchange, resp: httpx.Response) -> tuple[dict[str, Any] | None, bytes, dict[str, str]]:
+    """The upstream's whole answer: (its JSON object, its bytes, the headers for the
+    client). The object is None for an upstream 4xx, which goes to the client as it is;
+    a 5xx, garbage or a stream where none was asked for is a ProxyError."""
     t = time.perf_counter()
     data_bytes = await ex.state.upstream.read(resp)
-    rec, s = ex.record, ex.state.settings
+    rec = ex.record
     rec.upstream_ms = (rec.upstream_ms or 0.0) + (time.perf_counter() - t) * 1000
     ex.state.metrics.upstream_seconds.labels(ex.request.url.path).observe(rec.upstream_ms / 1000)
     headers = client_response_headers(resp.headers)
@@ -171,7 +187,7 @@ async def answer(ex: Exchange, resp: httpx.Response) -> Response:
             rec.stage = "upstream"
             raise up_err
         rec.status = resp.status_code  # the upstream's own 4xx answer to the client's request
-        return Response(data_bytes, status_code=resp.status_code, headers=headers)
+        return None, data_bytes, headers
     if rec.stream:
         raise ProxyError(502, "upstream_invalid_response", "asked for a stream but the upstream answered "
                          f"{resp.headers.get('content-type') or 'no content type'}", kind="upstream_invalid")
@@ -183,6 +199,15 @@ async def answer(ex: Exchange, resp: httpx.Response) -> Response:
     if not isinstance(data, dict):
         raise ProxyError(502, "upstream_invalid_response", "upstream answered with JSON that is not an object",
                          kind="upstream_invalid")
+    return data, data_bytes, headers
+
+
+async def answer(ex: Exchange, resp: httpx.Response) -> Response:
+    """A whole (non-streamed) answer: read, inspected, [audited], returned."""
+    data, data_bytes, headers = await read_answer(ex, resp)
+    if data is None:
+        return Response(data_bytes, status_code=resp.status_code, headers=headers)
+    rec, s = ex.record, ex.state.settings
     shape = _ANSWERS[ex.endpoint]
     rec.hash_texts(answer=shape.text(data), keep=s.store_text)
     out = await _inspect_answer(ex, data)
@@ -388,6 +413,8 @@ def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
         raise ProxyError(400, "invalid_json", f"the request body is not valid JSON: {e}"[:300]) from None
     if not isinstance(body, dict):
         raise ProxyError(400, "invalid_request", f"the request body must be a JSON object, got {type(body).__name__}")
+    if endpoint == "responses":
+        return _responses_body(body)
     key = ENDPOINT_KEYS[endpoint]
     if key not in body:
         raise ProxyError(400, "invalid_request", f"'{key}' is required", param=key)
@@ -407,3 +434,10 @@ def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
             raise ProxyError(400, "invalid_request", "'prompt' must be a string or a list of strings "
                              "(token ids cannot be checked)", param="prompt")
     return body
+
+
+def _responses_body(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_body(body)
+    except ParseError as e:
+        raise ProxyError(400, "invalid_request", str(e)) from None

@@ -167,13 +167,14 @@ class ProxyPool:
         self.tmp = tmp
         self.servers: list[ThreadServer] = []
 
-    def __call__(self, **settings: Any) -> tuple[str, Any]:
+    def __call__(self, transport: Any = None, **settings: Any) -> tuple[str, Any]:
+        """A proxy with these settings; `transport` replaces its network to the upstream."""
         from promptguard.proxy import load_settings
         from promptguard.proxy.app import create_app
 
         settings.setdefault("store", str(self.tmp / f"audit-{len(self.servers)}.sqlite"))
         settings.setdefault("log_level", "warning")
-        app = create_app(load_settings(**settings))
+        app = create_app(load_settings(**settings), transport=transport)
         srv = ThreadServer(app).__enter__()
         self.servers.append(srv)
         return srv.url, app

@@ -1,0 +1,344 @@
+"""`POST /v1/responses` (the Responses API), checked like a chat request, from route to record.
+
+    responses(request)                  the route: the steps below, in order
+      read_request, inspect_request     flow.py's: the body read, every text the model reads
+                                        checked (`parsing/responses.py`), block | sanitize | flag
+      unseen(ex)                        what the model will read that the request does not carry
+                                        (`previous_response_id`, …): the policy's `unseen_context`
+      upstream_api(ex)                  native (/v1/responses) or bridged (/v1/chat/completions)
+      answer(ex, resp, api)             a whole answer (a chat answer made a Response first):
+                                        checked, [audited], sanitized in place or blocked
+      stream(ex, resp, api)             `response.*` events held back until checked; a cut ends
+                                        with an `error` event
+      finish(ex)                        flow.py's: the record
+
+The decisions are the inspection step's, as for chat; what is the Responses API's own is
+its shapes (parsing/responses.py), its events and the bridge (proxy/bridge.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, AsyncIterator
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..inspection import OUTBOUND, Inspection, audit_failed, audit_summary, fold_audit
+from ..parsing.responses import RESPONSE_OUTPUT, STREAMED_RESPONSE, ResponseStreamTexts, message_text, unseen_context
+from ..policy import Action
+from ..records import BLOCKED_STATUS
+from .bridge import BridgeError, StreamBridge, chat_request, response_from_chat
+from .errors import BLOCKED_TYPE, ProxyError, blocked_error, responses_error_event
+from .flow import (Exchange, _inspect_answer, begin, failed, finish, forward, inspect_request, read_answer,
+                   read_request, set_decision)
+from .streaming import HoldBack, encode_event, parse_data, upstream_events
+from .upstream import client_response_headers, forward_request_headers
+
+__all__ = ["responses", "upstream_api", "unseen", "API_HEADER"]
+
+log = logging.getLogger("promptguard.proxy")
+
+# says how the upstream was asked: `native` (its /v1/responses) or `bridge` (chat completions)
+API_HEADER = "x-promptguard-responses-api"
+_ROUTE_MISSING = frozenset({404, 405, 501})
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+async def responses(request: Request) -> Response:
+    ex = begin(request, "responses")
+    try:
+        await read_request(ex)
+        await inspect_request(ex)
+        unseen(ex)
+        api = await upstream_api(ex)
+        if api == "chat":
+            resp = await forward(ex, "/chat/completions", json.dumps(_bridged(ex.sent)).encode())
+        else:
+            resp = await forward(ex)
+        if ex.record.stream and resp.status_code == 200 and "text/event-stream" in resp.headers.get("content-type", ""):
+            return stream(ex, resp, api)
+        return await answer(ex, resp, api)
+    except ProxyError as e:
+        return failed(ex, e)
+    finally:
+        if not ex.streaming:
+            finish(ex)
+
+
+def _bridged(body: Any) -> dict[str, Any]:
+    try:
+        return chat_request(body)
+    except BridgeError as e:
+        raise ProxyError(400, "unsupported_by_bridge", str(e), param=e.param) from None
+
+
+def unseen(ex: Exchange) -> None:
+    """Text the model will read that this request does not carry was not checked: the
+    policy's `proxy.unseen_context` says whether that flags (default), blocks, or only
+    goes into the record."""
+    what = unseen_context(ex.body)
+    if not what or ex.inbound is None:
+        return
+    mode = ex.profile.inspector.policy.proxy.unseen_context
+    note = "not checked (stored upstream, out of promptguard's sight): " + "; ".join(what)
+    rec, d = ex.record, ex.inbound.decision
+    if mode == "block":
+        rec.errors.append(note)
+        rec.summary = f"block: {note}"
+        set_decision(ex.request, Action.BLOCK.value)
+        raise ProxyError(BLOCKED_STATUS, "unchecked_context", f"Request blocked by promptguard: {note} "
+                         "(policy proxy.unseen_context: block); send the whole conversation in 'input'",
+                         type_=BLOCKED_TYPE, kind="blocked",
+                         details={"decision": {**d.to_dict(), "action": "block", "errors": [*d.errors, note]}})
+    rec.errors.append(note)
+    if mode == "flag" and Action.FLAG.rank > rec.action.rank:
+        rec.decision = Action.FLAG.value
+        rec.summary = f"flag: {note}"
+        set_decision(ex.request, Action.FLAG.value)
+
+
+async def upstream_api(ex: Exchange) -> str:
+    """`responses` (forward natively) or `chat` (bridge). With `responses_api: auto` the
+    upstream is asked once, with an empty request that a Responses server refuses as
+    invalid (400/422) and a server without the route answers 404/405/501."""
+    mode = ex.state.settings.responses_api
+    if mode != "auto":
+        return "responses" if mode == "native" else "chat"
+    up = ex.state.upstream
+    if up.responses_api is None:
+        assert ex.caller is not None
+        headers = forward_request_headers(ex.request.headers, ex.caller.upstream_auth)
+        headers["content-type"] = "application/json"
+        resp = await up.send("POST", "/responses", headers=headers, content=b"{}")
+        await up.read(resp)
+        if resp.status_code in _ROUTE_MISSING:
+            up.responses_api = "chat"
+        elif resp.status_code < 500 and resp.status_code not in (401, 403, 429):
+            up.responses_api = "responses"
+        else:  # the upstream did not say: ask it natively this time, and again next time
+            return "responses"
+        log.info("upstream /v1/responses: %s", "served" if up.responses_api == "responses" else
+                 f"missing ({resp.status_code}): bridging to chat completions")
+    return up.responses_api
+
+
+# -- a whole answer ---------------------------------------------------------------------------
+
+
+async def answer(ex: Exchange, resp: httpx.Response, api: str) -> Response:
+    data, raw, headers = await read_answer(ex, resp)
+    headers[API_HEADER] = "bridge" if api == "chat" else "native"
+    if data is None:
+        return Response(raw, status_code=resp.status_code, headers=headers)
+    if api == "chat":
+        data = response_from_chat(data, ex.sent or {})
+    rec = ex.record
+    rec.hash_texts(answer=RESPONSE_OUTPUT.text(data), keep=ex.state.settings.store_text)
+    out = await _inspect_answer(ex, data)
+    if out.action is not Action.BLOCK and ex.profile.auditor is not None:
+        out = await _audit(ex, out, data)
+        if out.action is Action.BLOCK:
+            rec.note(out)
+            set_decision(ex.request, rec.decision)
+            raise ProxyError(BLOCKED_STATUS, "answer_blocked", "Answer blocked by promptguard: the answer audit "
+                             "found a backdoor trigger in the request", type_=BLOCKED_TYPE,
+                             details={"decision": {"action": "block", "audit": rec.summary}}, kind="blocked")
+    rec.note(out)
+    set_decision(ex.request, rec.decision)
+    if out.action is Action.BLOCK:
+        raise blocked_error(out.decision, OUTBOUND)
+    rec.status = 200
+    content = json.dumps(out.output).encode() if out.rewritten or api == "chat" else raw
+    return Response(content, status_code=200, headers=headers, media_type="application/json")
+
+
+def _audit_body(ex: Exchange) -> dict[str, Any] | None:
+    """The request as the audit re-asks it: through chat completions (the audit's
+    backend), so it runs where the upstream serves those too; None (noted in the
+    record) when the request has parts chat cannot carry."""
+    try:
+        body = chat_request({**(ex.sent or {}), "stream": False})
+    except BridgeError as e:
+        ex.record.errors.append(f"audit: not run: {e}")
+        return None
+    return body
+
+
+async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspection:
+    """The answer audit for a Responses request (see flow._audit for chat)."""
+    assert ex.inbound is not None
+    auditor, inbound, policy = ex.profile.auditor, ex.inbound, ex.profile.inspector.policy
+    try:
+        if not auditor.should_audit(inbound.segments, inbound.findings):
+            return out
+        body = _audit_body(ex)
+        if body is None:
+            return out
+        text = message_text(data)
+        if not auditor.config.inline:
+            auditor.submit(body, None, text, inbound.findings)
+            return out
+        report = await auditor.audit(body, None, text, inbound.findings)
+    except Exception as e:  # noqa: BLE001 - decided like a detector error
+        audit_failed(out, e, policy)
+        return out
+    ex.record.summary = (ex.record.summary + "; " + audit_summary(report)).lstrip("; ")
+    fold_audit(out, report, policy)
+    if report.trusted_answer and auditor.config.return_trusted_answer and report.findings:
+        replaced = json.loads(json.dumps(out.output))
+        texts = [p for it in replaced.get("output") or [] if it.get("type") == "message"
+                 for p in it.get("content") or [] if p.get("type") == "output_text"]
+        if texts:
+            texts[0]["text"] = report.trusted_answer
+            for p in texts[1:]:
+                p["text"] = ""
+            out.output = replaced
+            d = out.decision
+            d.action = max(Action.FLAG, Action.SANITIZE if d.action is Action.BLOCK else d.action,
+                           key=lambda a: a.rank)
+            d.changes.append("answer replaced by the audit's answer without the trigger")
+    return out
+
+
+# -- a streamed answer ------------------------------------------------------------------------
+
+
+def stream(ex: Exchange, resp: httpx.Response, api: str) -> StreamingResponse:
+    ex.streaming = True
+    ex.state.metrics.upstream_seconds.labels(ex.request.url.path).observe((ex.record.upstream_ms or 0.0) / 1000)
+    ex.record.status = 200
+    headers = client_response_headers(resp.headers)
+    headers.pop("content-type", None)
+    headers[API_HEADER] = "bridge" if api == "chat" else "native"
+    return StreamingResponse(relay(ex, resp, api), status_code=200, headers=headers, media_type="text/event-stream")
+
+
+def _encode(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+async def events(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[tuple[bytes, Any]]:
+    """The answer as Responses events, (bytes for the client, the event): the upstream's
+    own, or made from its chat completion chunks (bridge)."""
+    timeout = ex.state.settings.upstream_timeout
+    if api != "chat":
+        previous_id = ""
+        async for ev in upstream_events(resp, timeout):
+            if ev.data.strip() == "[DONE]":
+                continue
+            obj = parse_data(ev)
+            yield encode_event(ev, previous_id), obj
+            previous_id = ev.id
+        return
+    bridge = StreamBridge(ex.sent or {})
+    for e in bridge.start():
+        yield _encode(e), e
+    done = False
+    async for ev in upstream_events(resp, timeout):
+        if ev.data.strip() == "[DONE]":
+            done = True
+            break
+        obj = parse_data(ev)
+        if isinstance(obj, dict) and obj.get("error") is not None:
+            err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
+            e = bridge.event("error", code=err.get("code"), message=str(err.get("message") or "upstream error"),
+                             param=err.get("param"), error=err)
+            yield _encode(e), e
+            return
+        for e in bridge.feed(obj):
+            yield _encode(e), e
+    if not done:
+        raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before it was complete",
+                         kind="upstream_cut")
+    for e in bridge.finish():
+        yield _encode(e), e
+
+
+async def relay(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[bytes]:
+    """Events relayed behind the hold-back window (streaming.HoldBack, the same rules as
+    chat streams); a check that blocks, or upstream trouble, ends the stream with an
+    `error` event."""
+    s, rec, metrics = ex.state.settings, ex.record, ex.state.metrics
+    texts = ResponseStreamTexts()
+    last: list[Inspection] = []
+    seq = -1
+
+    async def check(_: dict[int, str], final: bool) -> ProxyError | None:
+        if not s.check_answers or not any(texts.texts.values()):
+            return None
+        insp = await ex.profile.answers.ainspect(STREAMED_RESPONSE, texts.value(), OUTBOUND)
+        last[:] = [insp]
+        if insp.action is Action.SANITIZE:  # text already sent cannot be rewritten: cut like a block
+            insp.decision.escalate(Action.BLOCK, "a streamed answer cannot be sanitized")
+            insp.refresh()
+        return blocked_error(insp.decision, OUTBOUND) if insp.action is Action.BLOCK else None
+
+    hb = HoldBack(check, holdback=s.stream_holdback_chars, check_every=s.stream_check_every_chars)
+    done = False
+    try:
+        try:
+            async for data, obj in events(ex, resp, api):
+                typ = obj.get("type") if isinstance(obj, dict) else None
+                if isinstance(obj, dict) and isinstance(obj.get("sequence_number"), int):
+                    seq = max(seq, obj["sequence_number"])
+                if typ == "error":
+                    # the upstream reports an error mid-stream: check what came before it, then pass it on
+                    for b in await hb.finish():
+                        yield b
+                    rec.errors.append(f"upstream stream error: {json.dumps(obj)[:300]}")
+                    rec.stage = "upstream"
+                    yield data
+                    return
+                for b in await hb.push(data, texts.feed(obj)):
+                    yield b
+                done = done or typ in _TERMINAL
+            if not done:
+                raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before the response "
+                                 "was complete", kind="upstream_cut")
+            for b in await hb.finish():
+                yield b
+        except ProxyError as e:
+            if e.kind != "blocked":
+                # upstream trouble: release what was received, once checked, then the error
+                rec.errors.append(f"{e.code}: {e.message}")
+                rec.stage = "upstream"
+                metrics.errors.labels(e.kind).inc()
+                try:
+                    for b in await hb.finish():
+                        yield b
+                except ProxyError as blocked:
+                    e = blocked
+            if e.kind == "blocked":
+                rec.decision = Action.BLOCK.value
+                metrics.errors.labels("blocked").inc()
+            rec.status = e.status
+            yield responses_error_event(e, ex.request_id, seq + 1)
+    finally:
+        _end_stream(ex, texts, last[0] if last else None, done)
+        try:
+            await resp.aclose()
+        except Exception:  # noqa: BLE001 - the client is gone or the upstream broke: nothing to do
+            pass
+
+
+def _end_stream(ex: Exchange, texts: ResponseStreamTexts, answer_check: Inspection | None, done: bool) -> None:
+    rec = ex.record
+    if answer_check is not None:
+        ex.state.metrics.decisions.labels(OUTBOUND, answer_check.action.value).inc()
+        rec.note(answer_check)
+        if answer_check.action is Action.BLOCK:
+            rec.stage = OUTBOUND
+    rec.hash_texts(answer=STREAMED_RESPONSE.text(texts.value()), keep=ex.state.settings.store_text)
+    auditor, inbound = ex.profile.auditor, ex.inbound
+    if auditor is not None and inbound is not None and done and rec.decision != Action.BLOCK.value:
+        try:  # a stream has reached the client: its audit can only be after the fact
+            if auditor.should_audit(inbound.segments, inbound.findings):
+                body = _audit_body(ex)
+                if body is not None:
+                    auditor.submit(body, None, texts.message_text(), inbound.findings)
+        except Exception as e:  # noqa: BLE001
+            rec.errors.append(f"audit: {type(e).__name__}: {e}")
+    finish(ex)
