@@ -194,7 +194,7 @@ def _usage(u: Any) -> dict[str, Any] | None:
         u.get("prompt_tokens_details"), dict) else 0
     reasoning = ((u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0) if isinstance(
         u.get("completion_tokens_details"), dict) else 0
-    return {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cached},
+    return {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
             "output_tokens": outp, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": int(u.get("total_tokens") or inp + outp)}
 
