@@ -108,7 +108,8 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             call = {"id": item.get("call_id") or item.get("id") or "call_" + uuid.uuid4().hex[:12],
                     "type": "function", "function": {"name": item.get("name"), "arguments": item.get("arguments") or ""}}
             if last_assistant is None:
-                last_assistant = {"role": "assistant"}  # no content key: llama.cpp refuses a null one
+                # an empty string, not null: llama.cpp refuses null, and its chat templates read the key
+                last_assistant = {"role": "assistant", "content": ""}
                 msgs.append(last_assistant)
             last_assistant.setdefault("tool_calls", []).append(call)
         elif typ == "function_call_output":

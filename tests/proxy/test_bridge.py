@@ -64,7 +64,7 @@ def test_a_call_without_a_preceding_assistant_turn_has_no_null_content():
         {"role": "user", "content": "q"},
         {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c", "output": "x"}]})
-    assert chat["messages"][1] == {"role": "assistant", "tool_calls": [
+    assert chat["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
 
 

@@ -125,7 +125,7 @@ def test_bridged_tool_history_reaches_chat_completions(proxy):
         {"type": "function_call_output", "call_id": "c1", "output": "Sunny"}])
     sent = upstream_body(mode, state)
     assert sent["messages"][1:] == [
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
                                               "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "Sunny"}]
     assert sent["tools"][0]["function"]["description"] == "Get the weather of a city." and sent["tool_choice"] == "auto"
