@@ -341,3 +341,34 @@ def test_an_agents_sdk_agent_with_a_function_tool(proxy):
         Runner.run_sync(agent, "Summarise example.com")
     assert "context[0]" in ei.value.body["message"]  # the tool result was stopped before the model read it
     assert len(state["requests"]) == n + 1
+
+
+# -- LangChain ---------------------------------------------------------------------------------
+
+
+def test_langchain_chat_openai_on_the_responses_api(proxy, policies):
+    """LangChain's `ChatOpenAI(use_responses_api=True)` goes through this route; the
+    LangChain handler checks the same conversation as LangChain messages before the call."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_openai import ChatOpenAI
+
+    from promptguard.guard import load_guard
+    from promptguard.integrations.langchain import PromptBlocked, PromptGuardCallbackHandler
+
+    mode, url, app, state = proxy
+    llm = ChatOpenAI(base_url=url, api_key="sk-test", model="fake-echo", use_responses_api=True, max_retries=0)
+    handler = PromptGuardCallbackHandler(load_guard(policies["main"]))
+    out = llm.invoke([SystemMessage("Be brief."), HumanMessage("Tell me about owls.")],
+                     config={"callbacks": [handler]})
+    assert out.text == "Tell me about owls."
+    sent = upstream_body(mode, state)
+    if mode == "native":
+        assert [(m["role"], m["content"]) for m in sent["input"]] == [("system", "Be brief."),
+                                                                      ("user", "Tell me about owls.")]
+    else:
+        assert sent["messages"] == [{"role": "system", "content": "Be brief."},
+                                    {"role": "user", "content": "Tell me about owls."}]
+    with pytest.raises(openai.BadRequestError):  # the proxy, even without the handler
+        llm.invoke([HumanMessage(INJECTION)])
+    with pytest.raises(PromptBlocked):  # the handler, before the request leaves
+        llm.invoke([HumanMessage(INJECTION)], config={"callbacks": [handler]})
