@@ -74,8 +74,8 @@ _UNSEEN_ITEMS = {"item_reference": "an item_reference (an item stored upstream)"
 
 
 def _part_text(part: Any) -> str | None:
-    if isinstance(part, dict):
-        key = TEXT_KEYS.get(part.get("type"))  # type: ignore[arg-type]
+    if isinstance(part, dict) and isinstance(part.get("type"), str):
+        key = TEXT_KEYS.get(part["type"])
         if key is not None and isinstance(part.get(key), str):
             return part[key]
     return None
@@ -145,10 +145,14 @@ def validate_body(body: Any) -> dict[str, Any]:
     inp = body.get("input")
     if inp is not None and not isinstance(inp, (str, list)):
         raise ParseError("'input' must be a string or a list of input items")
-    if isinstance(inp, list):
-        for k, item in enumerate(inp):
+    for key in ("input", "instructions"):
+        for k, item in enumerate(body[key] if isinstance(body.get(key), list) else []):
             if not isinstance(item, dict):
-                raise ParseError(f"input[{k}] must be an object")
+                raise ParseError(f"{key}[{k}] must be an object")
+            if item.get("type") is not None and not isinstance(item["type"], str):
+                raise ParseError(f"{key}[{k}].type must be a string")
+            if item.get("call_id") is not None and not isinstance(item["call_id"], str):
+                raise ParseError(f"{key}[{k}].call_id must be a string")
     ins = body.get("instructions")
     if ins is not None and not isinstance(ins, (str, list)):
         raise ParseError("'instructions' must be a string")

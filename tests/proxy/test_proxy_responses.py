@@ -7,6 +7,7 @@ test_proxy_responses_e2e.py. Every test asserts what reached the upstream."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -43,10 +44,16 @@ def upstream_body(mode: str, state: dict) -> dict:
 
 
 def record(app, request_id: str) -> dict:
+    """The request's record (a stream's record is queued just after its last event left)."""
     from promptguard.records import reader
 
-    assert app.state.pg.store.flush(10)
-    rows = reader(app.state.pg.settings.store).query(request_id=request_id)
+    deadline = time.monotonic() + 10
+    while True:
+        assert app.state.pg.store.flush(10)
+        rows = reader(app.state.pg.settings.store).query(request_id=request_id)
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(rows) == 1
     return rows[0]
 
