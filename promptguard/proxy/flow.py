@@ -20,25 +20,28 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..inspection import INBOUND, OUTBOUND, Inspection, audit_failed, audit_summary, fold_audit
+from ..inspection import INBOUND, OUTBOUND, Inspection, Shape, audit_failed, audit_summary, fold_audit
 from ..parsing import CHAT, COMPLETION, ParseError
 from ..parsing.answers import CHAT_RESPONSE, COMPLETION_RESPONSE, STREAMED_ANSWERS, answers_text, choice_texts
 from ..parsing.responses import RESPONSE_OUTPUT, RESPONSES, validate_body
 from ..policy import Action, Decision
 from ..records import BLOCKED_STATUS, ERROR_DECISION, Record
+from ..segments import Segment
 from .errors import BLOCKED_TYPE, ProxyError, blocked_error, error_body, sse_error_event
 from .state import Caller, ProxyState
 from .streaming import HoldBack, encode_event, parse_data, upstream_events
 from .upstream import client_response_headers, forward_request_headers, upstream_error_from_response
 
 __all__ = ["Exchange", "checked", "read_request", "parse_body", "inspect_request", "forward", "answer",
-           "read_answer", "stream", "finish", "failed", "begin", "set_decision", "error_response", "read_body"]
+           "read_answer", "check_answer", "audit_answer", "answer_holdback", "stream_failed", "end_stream",
+           "upstream_error_event",
+           "stream", "finish", "failed", "begin", "set_decision", "error_response", "read_body"]
 
 log = logging.getLogger("promptguard.proxy")
 
@@ -207,12 +210,22 @@ async def answer(ex: Exchange, resp: httpx.Response) -> Response:
     data, data_bytes, headers = await read_answer(ex, resp)
     if data is None:
         return Response(data_bytes, status_code=resp.status_code, headers=headers)
-    rec, s = ex.record, ex.state.settings
-    shape = _ANSWERS[ex.endpoint]
-    rec.hash_texts(answer=shape.text(data), keep=s.store_text)
+    out = await check_answer(ex, data, _audit)
+    content = json.dumps(out.output).encode() if out.rewritten else data_bytes
+    return Response(content, status_code=200, headers=headers, media_type="application/json")
+
+
+AuditFn = Callable[[Exchange, Inspection, dict[str, Any]], Awaitable[Inspection]]
+
+
+async def check_answer(ex: Exchange, data: dict[str, Any], audit: AuditFn) -> Inspection:
+    """A whole answer (in the endpoint's answer shape) checked, audited when the policy
+    says so, and recorded; returns its inspection, or raises the block."""
+    rec = ex.record
+    rec.hash_texts(answer=_ANSWERS[ex.endpoint].text(data), keep=ex.state.settings.store_text)
     out = await _inspect_answer(ex, data)
     if out.action is not Action.BLOCK and ex.profile.auditor is not None:
-        out = await _audit(ex, out, data)
+        out = await audit(ex, out, data)
         if out.action is Action.BLOCK:
             rec.note(out)
             set_decision(ex.request, rec.decision)
@@ -224,8 +237,7 @@ async def answer(ex: Exchange, resp: httpx.Response) -> Response:
     if out.action is Action.BLOCK:
         raise blocked_error(out.decision, OUTBOUND)
     rec.status = 200
-    content = json.dumps(out.output).encode() if out.rewritten else data_bytes
-    return Response(content, status_code=200, headers=headers, media_type="application/json")
+    return out
 
 
 async def _inspect_answer(ex: Exchange, data: dict[str, Any]) -> Inspection:
@@ -238,17 +250,43 @@ async def _inspect_answer(ex: Exchange, data: dict[str, Any]) -> Inspection:
 
 
 async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspection:
-    """The answer audit, inline (holds the response) or after the fact (logs only)."""
+    """The answer audit of a chat or completion answer."""
+
+    def replace(output: dict[str, Any], text: str) -> bool:
+        ch = output["choices"][0]
+        if ex.endpoint == "chat":
+            ch["message"]["content"] = text
+        else:
+            ch["text"] = text
+        return True
+
+    assert ex.inbound is not None
+    return await audit_answer(ex, out, lambda: (ex.sent, ex.inbound.segments),  # type: ignore[union-attr]
+                              choice_texts(data, ex.endpoint).get(0), replace)
+
+
+AuditRequest = Callable[[], "tuple[dict[str, Any], list[Segment] | None] | None"]
+
+
+async def audit_answer(ex: Exchange, out: Inspection, request: AuditRequest, text: str | None,
+                       replace: Callable[[dict[str, Any], str], bool]) -> Inspection:
+    """The answer audit, inline (holds the response) or after the fact (logs only).
+    `request()` is the request as the audit re-asks it, (body, segments or None to read
+    the body's), or None when it cannot be audited; `replace(output, text)` puts the
+    audit's trusted answer into a copy of the answer."""
     assert ex.inbound is not None
     auditor, inbound, policy = ex.profile.auditor, ex.inbound, ex.profile.inspector.policy
     try:
         if not auditor.should_audit(inbound.segments, inbound.findings):
             return out
-        text = choice_texts(data, ex.endpoint).get(0)
-        if not auditor.config.inline:
-            auditor.submit(ex.sent, inbound.segments, text, inbound.findings)
+        asked = request()
+        if asked is None:
             return out
-        report = await auditor.audit(ex.sent, inbound.segments, text, inbound.findings)
+        body, segments = asked
+        if not auditor.config.inline:
+            auditor.submit(body, segments, text, inbound.findings)
+            return out
+        report = await auditor.audit(body, segments, text, inbound.findings)
     except Exception as e:  # noqa: BLE001 - decided like a detector error
         audit_failed(out, e, policy)
         return out
@@ -257,15 +295,12 @@ async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspect
     if report.trusted_answer and auditor.config.return_trusted_answer and report.findings:
         # the audit's answer without the trigger replaces the backdoored one: not a block
         replaced = json.loads(json.dumps(out.output))
-        ch = replaced["choices"][0]
-        if ex.endpoint == "chat":
-            ch["message"]["content"] = report.trusted_answer
-        else:
-            ch["text"] = report.trusted_answer
-        out.output = replaced
-        d = out.decision
-        d.action = max(Action.FLAG, Action.SANITIZE if d.action is Action.BLOCK else d.action, key=lambda a: a.rank)
-        d.changes.append("answer replaced by the audit's answer without the trigger")
+        if replace(replaced, report.trusted_answer):
+            out.output = replaced
+            d = out.decision
+            d.action = max(Action.FLAG, Action.SANITIZE if d.action is Action.BLOCK else d.action,
+                           key=lambda a: a.rank)
+            d.changes.append("answer replaced by the audit's answer without the trigger")
     return out
 
 
@@ -280,21 +315,59 @@ def stream(ex: Exchange, resp: httpx.Response) -> StreamingResponse:
     return StreamingResponse(relay(ex, resp), status_code=200, headers=headers, media_type="text/event-stream")
 
 
-async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
-    s, rec, metrics = ex.state.settings, ex.record, ex.state.metrics
-    last: list[Inspection] = []
+def answer_holdback(ex: Exchange, shape: Shape, value: Callable[[], Any], last: list[Inspection]) -> HoldBack:
+    """The hold-back window of a streamed answer: each check reads `value()`, the answer
+    so far in `shape`'s form (`last` keeps the latest check). Text already sent cannot be
+    rewritten, so an answer check that asks for sanitize cuts the stream like a block."""
+    s = ex.state.settings
 
-    async def check(texts: dict[int, str], final: bool) -> ProxyError | None:
-        if not s.check_answers or not any(texts.values()):
+    async def check(_: dict[int, str], final: bool) -> ProxyError | None:
+        v = value()
+        if not s.check_answers or not shape.text(v).strip():
             return None
-        insp = await ex.profile.answers.ainspect(STREAMED_ANSWERS, dict(texts), OUTBOUND)
+        insp = await ex.profile.answers.ainspect(shape, v, OUTBOUND)
         last[:] = [insp]
-        if insp.action is Action.SANITIZE:  # text already sent cannot be rewritten: cut like a block
+        if insp.action is Action.SANITIZE:
             insp.decision.escalate(Action.BLOCK, "a streamed answer cannot be sanitized")
             insp.refresh()
         return blocked_error(insp.decision, OUTBOUND) if insp.action is Action.BLOCK else None
 
-    hb = HoldBack(check, holdback=s.stream_holdback_chars, check_every=s.stream_check_every_chars)
+    return HoldBack(check, holdback=s.stream_holdback_chars, check_every=s.stream_check_every_chars)
+
+
+async def stream_failed(ex: Exchange, hb: HoldBack, e: ProxyError) -> tuple[list[bytes], ProxyError]:
+    """A stream ends in an error: the held text it may still send (upstream trouble:
+    what was received, once checked) and the error it ends with (a block wins)."""
+    rec, metrics = ex.record, ex.state.metrics
+    held: list[bytes] = []
+    if e.kind != "blocked":
+        rec.errors.append(f"{e.code}: {e.message}")
+        rec.stage = "upstream"
+        metrics.errors.labels(e.kind).inc()
+        try:
+            held = await hb.finish()
+        except ProxyError as blocked:
+            e = blocked
+    if e.kind == "blocked":
+        rec.decision = Action.BLOCK.value
+        metrics.errors.labels("blocked").inc()
+    rec.status = e.status
+    return held, e
+
+
+async def upstream_error_event(ex: Exchange, hb: HoldBack, error: str, event: bytes) -> list[bytes]:
+    """The upstream reports an error mid-stream: what came before it (once checked),
+    then its event, passed on."""
+    out = await hb.finish()
+    ex.record.errors.append(f"upstream stream error: {error[:300]}")
+    ex.record.stage = "upstream"
+    return [*out, event]
+
+
+async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
+    s = ex.state.settings
+    last: list[Inspection] = []
+    hb = answer_holdback(ex, STREAMED_ANSWERS, lambda: dict(hb.texts), last)
     done = False
     try:
         try:
@@ -307,12 +380,8 @@ async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
                 encoded = encode_event(ev, previous_id)
                 previous_id = ev.id
                 if isinstance(obj, dict) and obj.get("error") is not None:
-                    # the upstream reports an error mid-stream: check what came before it, then pass it on
-                    for b in await hb.finish():
+                    for b in await upstream_error_event(ex, hb, str(obj.get("error")), encoded):
                         yield b
-                    rec.errors.append(f"upstream stream error: {str(obj.get('error'))[:300]}")
-                    rec.stage = "upstream"
-                    yield encoded
                     return
                 for b in await hb.push(encoded, hb.add_text(choice_texts(obj, ex.endpoint, delta=True))):
                     yield b
@@ -323,43 +392,38 @@ async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
                 yield b
             yield b"data: [DONE]\n\n"
         except ProxyError as e:
-            if e.kind != "blocked":
-                # upstream trouble: release what was received, once checked, then the error
-                rec.errors.append(f"{e.code}: {e.message}")
-                rec.stage = "upstream"
-                metrics.errors.labels(e.kind).inc()
-                try:
-                    for b in await hb.finish():
-                        yield b
-                except ProxyError as blocked:
-                    e = blocked
-            if e.kind == "blocked":
-                rec.decision = Action.BLOCK.value
-                metrics.errors.labels("blocked").inc()
-            rec.status = e.status
+            held, e = await stream_failed(ex, hb, e)
+            for b in held:
+                yield b
             yield sse_error_event(e, ex.request_id)
     finally:
-        end_stream(ex, hb, last[0] if last else None, done)
+        end_stream(ex, last[0] if last else None, answers_text(hb.texts), done,
+                   lambda: (ex.sent, ex.inbound.segments), hb.texts.get(0))  # type: ignore[union-attr]
         try:
             await resp.aclose()
         except Exception:  # noqa: BLE001 - the client is gone or the upstream broke: nothing to do
             pass
 
 
-def end_stream(ex: Exchange, hb: HoldBack, answer_check: Inspection | None, done: bool) -> None:
-    """What a finished stream leaves in the record, then the record itself."""
+def end_stream(ex: Exchange, answer_check: Inspection | None, answer_text: str, done: bool,
+               audit_request: AuditRequest, audit_text: str | None) -> None:
+    """What a finished stream leaves in the record (its last answer check, the answer's
+    hash, an audit after the fact: see `audit_answer` for `audit_request`), then the
+    record itself."""
     rec = ex.record
     if answer_check is not None:
         ex.state.metrics.decisions.labels(OUTBOUND, answer_check.action.value).inc()
         rec.note(answer_check)
         if answer_check.action is Action.BLOCK:
             rec.stage = OUTBOUND
-    rec.hash_texts(answer=answers_text(hb.texts), keep=ex.state.settings.store_text)
+    rec.hash_texts(answer=answer_text, keep=ex.state.settings.store_text)
     auditor, inbound = ex.profile.auditor, ex.inbound
     if auditor is not None and inbound is not None and done and rec.decision != Action.BLOCK.value:
         try:  # a stream has reached the client: its audit can only be after the fact
             if auditor.should_audit(inbound.segments, inbound.findings):
-                auditor.submit(ex.sent, inbound.segments, hb.texts.get(0), inbound.findings)
+                asked = audit_request()
+                if asked is not None:
+                    auditor.submit(asked[0], asked[1], audit_text, inbound.findings)
         except Exception as e:  # noqa: BLE001
             rec.errors.append(f"audit: {type(e).__name__}: {e}")
     finish(ex)

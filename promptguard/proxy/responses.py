@@ -26,15 +26,16 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..inspection import OUTBOUND, Inspection, audit_failed, audit_summary, fold_audit
-from ..parsing.responses import RESPONSE_OUTPUT, STREAMED_RESPONSE, ResponseStreamTexts, message_text, unseen_context
+from ..inspection import Inspection
+from ..parsing.responses import STREAMED_RESPONSE, ResponseStreamTexts, message_text, unseen_context
 from ..policy import Action
 from ..records import BLOCKED_STATUS
 from .bridge import BridgeError, StreamBridge, chat_request, response_from_chat
-from .errors import BLOCKED_TYPE, ProxyError, blocked_error, responses_error_event
-from .flow import (Exchange, _inspect_answer, begin, failed, finish, forward, inspect_request, read_answer,
-                   read_request, set_decision)
-from .streaming import HoldBack, encode_event, parse_data, upstream_events
+from .errors import BLOCKED_TYPE, ProxyError, responses_error_event
+from .flow import (Exchange, answer_holdback, audit_answer, begin, check_answer, end_stream, failed, finish,
+                   forward, inspect_request, read_answer, read_request, set_decision, stream_failed,
+                   upstream_error_event)
+from .streaming import encode_event, parse_data, upstream_events
 from .upstream import client_response_headers, forward_request_headers
 
 __all__ = ["responses", "upstream_api", "unseen", "API_HEADER"]
@@ -135,72 +136,35 @@ async def answer(ex: Exchange, resp: httpx.Response, api: str) -> Response:
         return Response(raw, status_code=resp.status_code, headers=headers)
     if api == "chat":
         data = response_from_chat(data, ex.sent or {})
-    rec = ex.record
-    rec.hash_texts(answer=RESPONSE_OUTPUT.text(data), keep=ex.state.settings.store_text)
-    out = await _inspect_answer(ex, data)
-    if out.action is not Action.BLOCK and ex.profile.auditor is not None:
-        out = await _audit(ex, out, data)
-        if out.action is Action.BLOCK:
-            rec.note(out)
-            set_decision(ex.request, rec.decision)
-            raise ProxyError(BLOCKED_STATUS, "answer_blocked", "Answer blocked by promptguard: the answer audit "
-                             "found a backdoor trigger in the request", type_=BLOCKED_TYPE,
-                             details={"decision": {"action": "block", "audit": rec.summary}}, kind="blocked")
-    rec.note(out)
-    set_decision(ex.request, rec.decision)
-    if out.action is Action.BLOCK:
-        raise blocked_error(out.decision, OUTBOUND)
-    rec.status = 200
+    out = await check_answer(ex, data, _audit)
     content = json.dumps(out.output).encode() if out.rewritten or api == "chat" else raw
     return Response(content, status_code=200, headers=headers, media_type="application/json")
 
 
-def _audit_body(ex: Exchange) -> dict[str, Any] | None:
+def _audit_request(ex: Exchange) -> tuple[dict[str, Any], None] | None:
     """The request as the audit re-asks it: through chat completions (the audit's
-    backend), so it runs where the upstream serves those too; None (noted in the
-    record) when the request has parts chat cannot carry."""
+    backend), so it runs where the upstream serves those too; the auditor reads the
+    chat body's segments. None (noted in the record) when the request has parts chat
+    cannot carry."""
     try:
-        body = chat_request({**(ex.sent or {}), "stream": False})
+        return chat_request({**(ex.sent or {}), "stream": False}), None
     except BridgeError as e:
         ex.record.errors.append(f"audit: not run: {e}")
         return None
-    return body
+
+
+def _replace_text(output: dict[str, Any], text: str) -> bool:
+    """The audit's trusted answer in place of the message text (the first output_text
+    part gets it, the others are emptied)."""
+    parts = [p for it in output.get("output") or [] if it.get("type") == "message"
+             for p in it.get("content") or [] if p.get("type") == "output_text"]
+    for k, p in enumerate(parts):
+        p["text"] = text if k == 0 else ""
+    return bool(parts)
 
 
 async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspection:
-    """The answer audit for a Responses request (see flow._audit for chat)."""
-    assert ex.inbound is not None
-    auditor, inbound, policy = ex.profile.auditor, ex.inbound, ex.profile.inspector.policy
-    try:
-        if not auditor.should_audit(inbound.segments, inbound.findings):
-            return out
-        body = _audit_body(ex)
-        if body is None:
-            return out
-        text = message_text(data)
-        if not auditor.config.inline:
-            auditor.submit(body, None, text, inbound.findings)
-            return out
-        report = await auditor.audit(body, None, text, inbound.findings)
-    except Exception as e:  # noqa: BLE001 - decided like a detector error
-        audit_failed(out, e, policy)
-        return out
-    ex.record.summary = (ex.record.summary + "; " + audit_summary(report)).lstrip("; ")
-    fold_audit(out, report, policy)
-    if report.trusted_answer and auditor.config.return_trusted_answer and report.findings:
-        replaced = json.loads(json.dumps(out.output))
-        texts = [p for it in replaced.get("output") or [] if it.get("type") == "message"
-                 for p in it.get("content") or [] if p.get("type") == "output_text"]
-        if texts:
-            texts[0]["text"] = report.trusted_answer
-            for p in texts[1:]:
-                p["text"] = ""
-            out.output = replaced
-            d = out.decision
-            d.action = max(Action.FLAG, Action.SANITIZE if d.action is Action.BLOCK else d.action,
-                           key=lambda a: a.rank)
-            d.changes.append("answer replaced by the audit's answer without the trigger")
-    return out
+    return await audit_answer(ex, out, lambda: _audit_request(ex), message_text(data), _replace_text)
 
 
 # -- a streamed answer ------------------------------------------------------------------------
@@ -261,23 +225,10 @@ async def relay(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[b
     """Events relayed behind the hold-back window (streaming.HoldBack, the same rules as
     chat streams); a check that blocks, or upstream trouble, ends the stream with an
     `error` event."""
-    s, rec, metrics = ex.state.settings, ex.record, ex.state.metrics
     texts = ResponseStreamTexts()
     last: list[Inspection] = []
-    seq = -1
-
-    async def check(_: dict[int, str], final: bool) -> ProxyError | None:
-        if not s.check_answers or not any(texts.texts.values()):
-            return None
-        insp = await ex.profile.answers.ainspect(STREAMED_RESPONSE, texts.value(), OUTBOUND)
-        last[:] = [insp]
-        if insp.action is Action.SANITIZE:  # text already sent cannot be rewritten: cut like a block
-            insp.decision.escalate(Action.BLOCK, "a streamed answer cannot be sanitized")
-            insp.refresh()
-        return blocked_error(insp.decision, OUTBOUND) if insp.action is Action.BLOCK else None
-
-    hb = HoldBack(check, holdback=s.stream_holdback_chars, check_every=s.stream_check_every_chars)
-    done = False
+    hb = answer_holdback(ex, STREAMED_RESPONSE, texts.value, last)
+    seq, done = -1, False
     try:
         try:
             async for data, obj in events(ex, resp, api):
@@ -285,12 +236,8 @@ async def relay(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[b
                 if isinstance(obj, dict) and isinstance(obj.get("sequence_number"), int):
                     seq = max(seq, obj["sequence_number"])
                 if typ == "error":
-                    # the upstream reports an error mid-stream: check what came before it, then pass it on
-                    for b in await hb.finish():
+                    for b in await upstream_error_event(ex, hb, json.dumps(obj), data):
                         yield b
-                    rec.errors.append(f"upstream stream error: {json.dumps(obj)[:300]}")
-                    rec.stage = "upstream"
-                    yield data
                     return
                 for b in await hb.push(data, texts.feed(obj)):
                     yield b
@@ -301,44 +248,14 @@ async def relay(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[b
             for b in await hb.finish():
                 yield b
         except ProxyError as e:
-            if e.kind != "blocked":
-                # upstream trouble: release what was received, once checked, then the error
-                rec.errors.append(f"{e.code}: {e.message}")
-                rec.stage = "upstream"
-                metrics.errors.labels(e.kind).inc()
-                try:
-                    for b in await hb.finish():
-                        yield b
-                except ProxyError as blocked:
-                    e = blocked
-            if e.kind == "blocked":
-                rec.decision = Action.BLOCK.value
-                metrics.errors.labels("blocked").inc()
-            rec.status = e.status
+            held, e = await stream_failed(ex, hb, e)
+            for b in held:
+                yield b
             yield responses_error_event(e, ex.request_id, seq + 1)
     finally:
-        _end_stream(ex, texts, last[0] if last else None, done)
+        end_stream(ex, last[0] if last else None, STREAMED_RESPONSE.text(texts.value()), done,
+                   lambda: _audit_request(ex), texts.message_text())
         try:
             await resp.aclose()
         except Exception:  # noqa: BLE001 - the client is gone or the upstream broke: nothing to do
             pass
-
-
-def _end_stream(ex: Exchange, texts: ResponseStreamTexts, answer_check: Inspection | None, done: bool) -> None:
-    rec = ex.record
-    if answer_check is not None:
-        ex.state.metrics.decisions.labels(OUTBOUND, answer_check.action.value).inc()
-        rec.note(answer_check)
-        if answer_check.action is Action.BLOCK:
-            rec.stage = OUTBOUND
-    rec.hash_texts(answer=STREAMED_RESPONSE.text(texts.value()), keep=ex.state.settings.store_text)
-    auditor, inbound = ex.profile.auditor, ex.inbound
-    if auditor is not None and inbound is not None and done and rec.decision != Action.BLOCK.value:
-        try:  # a stream has reached the client: its audit can only be after the fact
-            if auditor.should_audit(inbound.segments, inbound.findings):
-                body = _audit_body(ex)
-                if body is not None:
-                    auditor.submit(body, None, texts.message_text(), inbound.findings)
-        except Exception as e:  # noqa: BLE001
-            rec.errors.append(f"audit: {type(e).__name__}: {e}")
-    finish(ex)
