@@ -86,7 +86,7 @@ def test_responses_plain_streamed_and_with_tools(real):
         n = len(rec.sent)
         out = client.responses.create(model=model, input="What is the weather in Paris?", tools=[TOOL],
                                       tool_choice={"type": "function", "name": "get_weather"},
-                                      max_output_tokens=40, temperature=0, stream=stream)
+                                      max_output_tokens=24, temperature=0, stream=stream)
         if stream:
             events = list(out)
             assert "response.function_call_arguments.delta" in [e.type for e in events]
@@ -132,7 +132,7 @@ def test_an_agents_sdk_agent_with_a_function_tool(real):
     agent = Agent(name="weather", instructions="You report the weather.", tools=[get_weather],
                   model=OpenAIResponsesModel(model, openai.AsyncOpenAI(base_url=url, api_key="sk-local",
                                                                        max_retries=0)),
-                  model_settings=ModelSettings(tool_choice="get_weather", max_tokens=40, temperature=0))
+                  model_settings=ModelSettings(tool_choice="get_weather", max_tokens=24, temperature=0))
     n = len(rec.sent)
     result = Runner.run_sync(agent, "What is the weather in Paris?", max_turns=3)
     assert isinstance(result.final_output, str)
@@ -154,7 +154,7 @@ def test_an_agents_sdk_agent_with_a_function_tool(real):
         return "Welcome to the page. " + INJECTION
 
     reader = Agent(name="reader", tools=[read_page], model=agent.model,
-                   model_settings=ModelSettings(tool_choice="read_page", max_tokens=40, temperature=0))
+                   model_settings=ModelSettings(tool_choice="read_page", max_tokens=24, temperature=0))
     n = len(rec.sent)
     with pytest.raises(openai.BadRequestError) as ei:
         Runner.run_sync(reader, "Summarise https://example.com", max_turns=3)
