@@ -16,15 +16,19 @@ from .answers import Answer, AnswerKind, Same, compare, expected_kind, extract_a
 from .auditor import AuditCall, Auditor, AuditReport
 from .candidates import Candidate, find_candidates
 from .config import AuditConfig, AuditConfigError
+from .echo import Echo, find_echoes
 from .factory import build_auditor
+from .grouptest import GroupResult, Outcome, group_test
 from .perturb import (
     AuditContext,
     Compose,
     CutSteps,
     DropSuspectDemos,
+    MatchedSpan,
     MoveSpan,
     Perturbation,
     RemoveSpan,
+    RemoveSpans,
     Repeat,
     ShuffleDemos,
     ZeroShot,
@@ -44,7 +48,12 @@ __all__ = [
     "Compose",
     "CutSteps",
     "DropSuspectDemos",
+    "Echo",
+    "GroupResult",
+    "MatchedSpan",
     "MoveSpan",
+    "Outcome",
+    "RemoveSpans",
     "Perturbation",
     "RemoveSpan",
     "Repeat",
@@ -56,5 +65,7 @@ __all__ = [
     "expected_kind",
     "extract_answer",
     "find_candidates",
+    "find_echoes",
+    "group_test",
     "render",
 ]

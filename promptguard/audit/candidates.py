@@ -2,6 +2,8 @@
 
 Sources, best first:
 
+0. *answer echo* (`echo.py`): a query span that the answer's reasoning repeats in a step that
+   does not follow from the problem: the strongest candidate there is;
 1. static findings that point into the query (the demonstrations detector's
    `PG-DEMO-TRIGGER`, or any finding with a span on a query segment);
 2. the demonstrations detector's `find_trigger_candidates` (when that module is
@@ -13,20 +15,27 @@ Sources, best first:
    - *rare tokens* of the query alone (a backdoor in the weights leaves no trace
      in the prompt): runs of symbols, words no vocabulary knows, odd short words,
      and a short fragment trailing the question after its question mark.
+4. *phrases* of the query (`phrases.py`), always: parentheticals, fragments after the question
+   mark, lead-ins, attached phrases, codes, ranked by oddness, never by position; names and
+   numbers the problem needs are never candidates.
+
+All sources are merged into one list of non-overlapping spans, best first: the group test
+(`grouptest.py`) covers them all in one probe.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Sequence
 
 from ..findings import Finding
 from ..segments import Segment, SegmentKind
 
-__all__ = ["Candidate", "find_candidates", "demo_suspects", "rare_spans", "shared_ngrams", "DemoInfo"]
+__all__ = ["Candidate", "find_candidates", "phrase_candidates", "demo_suspects", "rare_spans", "shared_ngrams",
+           "DemoInfo"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class Candidate:
     score: float
     source: str
     demonstrations: tuple[int, ...] = ()
+    kind: str = ""  # phrase kind (parenthetical, fragment, attached, code, ...) when from phrases
+    echo: float = 0.0  # strength of the answer's echo of this span (0: none)
 
     @property
     def from_demonstrations(self) -> bool:
@@ -52,6 +63,10 @@ class Candidate:
              "score": round(self.score, 3), "source": self.source}
         if self.demonstrations:
             d["demonstrations"] = list(self.demonstrations)
+        if self.kind:
+            d["kind"] = self.kind
+        if self.echo:
+            d["echo"] = round(self.echo, 3)
         return d
 
 
@@ -320,19 +335,43 @@ def _from_findings(segments: Sequence[Segment], findings: Sequence[Finding]) -> 
     return cands, info
 
 
+def phrase_candidates(segments: Sequence[Segment], answer: str | None = None) -> list[Candidate]:
+    """Phrase candidates of every query segment, scored by oddness and the answer's echo."""
+    from .echo import find_echoes
+    from .phrases import needed_terms, phrase_spans
+
+    out: list[Candidate] = []
+    for q in (s for s in segments if s.kind is SegmentKind.QUERY):
+        need = needed_terms(q.text, answer)
+        phrases = phrase_spans(q.text, answer, needed=need)
+        echoes = {(e.phrase.start, e.phrase.end): e.strength for e in find_echoes(q.text, answer, phrases)}
+        for p in phrases:
+            echo = echoes.get((p.start, p.end), 0.0)
+            out.append(Candidate(p.text, q.index, p.start, p.end, 0.8 * p.oddness + echo,
+                                 f"phrase:{p.kind}" + ("+echo" if echo else ""), kind=p.kind, echo=echo))
+        # the older single-token rarity (symbol runs such as "‡‡" are not words)
+        for c in rare_spans(q):
+            if not need.blocks(q.text, c.start, c.end):
+                out.append(Candidate(c.text, c.query_index, c.start, c.end, 0.8 * c.score, c.source))
+    return out
+
+
 def find_candidates(segments: Sequence[Segment], findings: Sequence[Finding] = (), *,
-                    limit: int = 3) -> list[Candidate]:
-    """Trigger candidates in the query, best first, de-duplicated by span."""
+                    limit: int = 3, answer: str | None = None) -> list[Candidate]:
+    """Trigger candidates in the query, best first, non-overlapping.
+
+    Static evidence (findings, the demonstrations detector, shared n-grams) ranks first; the
+    query's own phrases, scored by oddness and by the answer's echo (when `answer` is given),
+    fill the rest of the `limit`."""
     cands, _ = _from_findings(segments, findings)
     if not cands:
         cands, _ = _from_detector(segments)
     if not cands:
         cands = shared_ngrams(segments)
-    if not cands:
-        for q in (s for s in segments if s.kind is SegmentKind.QUERY):
-            cands.extend(rare_spans(q))
+    cands = [replace(c, score=c.score + 0.5) for c in cands]  # evidence from outside the query
+    cands.extend(phrase_candidates(segments, answer))
     out: list[Candidate] = []
-    for c in sorted(cands, key=lambda c: -c.score):
+    for c in sorted(cands, key=lambda c: (-c.score, c.start)):
         if any(o.query_index == c.query_index and not (c.end <= o.start or o.end <= c.start) for o in out):
             continue
         out.append(c)

@@ -6,6 +6,8 @@ audit:
   mode: suspicion          # off | sampled | suspicion | always
   sample_rate: 0.0
   max_extra_calls: 3
+  max_candidates: 6        # covered by one group probe, bisected on a change
+  controls: [matched_span, shuffle_demos, repeat]
   max_concurrency: 4
   inline: true
   return_trusted_answer: false
@@ -49,11 +51,22 @@ class AuditConfig(BaseModel):
     # also suspect queries holding a rare token even without demonstrations (weight backdoors);
     # off by default: names and jargon make it fire on ordinary traffic
     suspect_rare_tokens: bool = False
-    # trigger candidates tried per request (each costs one call, plus one control when it bites)
-    max_candidates: int = Field(default=2, ge=1, le=10)
-    # benign controls, tried in order, for a probe that changed the answer
-    controls: list[Literal["move_span", "shuffle_demos", "repeat"]] = Field(
-        default_factory=lambda: ["move_span", "shuffle_demos", "repeat"])
+    # weight backdoors: the answer echoes an odd query span in a step that does not follow from
+    # the problem (needs the answer: `should_audit(..., answer=...)`); echo strength needed
+    suspect_echo: bool = True
+    echo_min: float = Field(default=0.75, ge=0.0, le=1.0)
+    # ... or the query holds a code-like rare phrase ("per memo KX-7") of at least this oddness
+    suspect_odd_phrases: bool = True
+    odd_phrase_min: float = Field(default=0.75, ge=0.0, le=1.0)
+    # an answer that shows its reasoning and does not echo the odd phrase clears it (a
+    # backdoor that fires in reasoning cites its trigger); labels and short answers cannot
+    echo_clears_reasoned: bool = True
+    # trigger candidates per request; all are covered by one group probe (bisected on a change)
+    max_candidates: int = Field(default=6, ge=1, le=16)
+    # benign controls, tried in order, for a candidate whose removal changed the answer;
+    # each keeps the candidate exactly in place (move_span does not: see docs/audit.md)
+    controls: list[Literal["matched_span", "move_span", "shuffle_demos", "repeat"]] = Field(
+        default_factory=lambda: ["matched_span", "shuffle_demos", "repeat"])
     # probe demonstrations too: drop the suspect ones (or all, "zero_shot") when no query span bites
     probe_demos: bool = True
     # the original answer was sampled (temperature > 0): ask again at temperature 0 for the baseline

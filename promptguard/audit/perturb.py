@@ -12,8 +12,10 @@ possibly change (probes: removing a trigger candidate or suspect demonstrations)
 | `zero_shot` | no | drop every demonstration/example |
 | `drop_suspect_demos` | no | drop only the demonstrations static analysis suspects |
 | `remove_span` | no | delete a trigger candidate from the query |
+| `remove_spans` | no | delete several candidates in one probe (group testing) |
 | `cut_steps` | no | delete suspected backdoor steps from demonstrations |
-| `move_span` | yes | move a trigger candidate to the other end of the query |
+| `matched_span` | yes | delete other text of the query, about as long as the candidate, that the problem does not need; the candidate stays exactly where it was |
+| `move_span` | yes* | move a trigger candidate to the other end of the query (*only where position cannot matter: see `MoveSpan`) |
 | `shuffle_demos` | yes | rotate the demonstrations' order |
 | `drop_other_demos` | yes | drop as many *unsuspected* demonstrations (matched control) |
 | `repeat` | yes | the request unchanged (measures the model's own noise) |
@@ -42,6 +44,8 @@ __all__ = [
     "RemoveSpan",
     "CutSteps",
     "MoveSpan",
+    "MatchedSpan",
+    "RemoveSpans",
     "ShuffleDemos",
     "Repeat",
     "Compose",
@@ -58,15 +62,23 @@ class AuditContext:
     findings: list[Finding] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     demo_info: DemoInfo = field(default_factory=DemoInfo)
+    answer: str | None = None  # the answer being audited (echo, numbers the problem needs)
 
     @classmethod
     def build(cls, body: dict[str, Any], segments: Sequence[Segment],
-              findings: Sequence[Finding] = (), *, max_candidates: int = 3) -> "AuditContext":
+              findings: Sequence[Finding] = (), *, max_candidates: int = 3,
+              answer: str | None = None) -> "AuditContext":
         segs = list(segments)
         fs = list(findings)
         return cls(body=body, segments=segs, findings=fs,
-                   candidates=find_candidates(segs, fs, limit=max_candidates),
-                   demo_info=demo_suspects(segs, fs))
+                   candidates=find_candidates(segs, fs, limit=max_candidates, answer=answer),
+                   demo_info=demo_suspects(segs, fs), answer=answer)
+
+    def with_answer(self, answer: str | None, *, max_candidates: int = 3) -> "AuditContext":
+        """The candidates again, now that the answer is known (echo, needed numbers)."""
+        self.answer = answer
+        self.candidates = find_candidates(self.segments, self.findings, limit=max_candidates, answer=answer)
+        return self
 
     @property
     def demos(self) -> list[Segment]:
@@ -103,7 +115,13 @@ def render(body: dict[str, Any], edits: Sequence[Edit]) -> dict[str, Any]:
 
 
 def _span_with_space(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen [start, end) by the whitespace on one side so that removal leaves one space."""
+    """Widen [start, end) by the whitespace on one side so that removal leaves one space
+    (and a lead-in's comma: "Per memo KX-7, Ada has" -> "Ada has")."""
+    before = text[:start].rstrip(" \t")
+    if (not before or before[-1] in ".!?:\n") and text[end:end + 2] == ", ":
+        return start, end + 2
+    if before and before[-1] in ".!?;" and end < len(text) and text[end] in ".;":
+        end += 1  # a whole sentence: take its period too ("it. My family loved it." -> "it.")
     if start > 0 and text[start - 1] in " \t":
         return start - 1, end
     if end < len(text) and text[end] in " \t":
@@ -168,9 +186,69 @@ class RemoveSpan:
 
 
 @dataclass(frozen=True)
+class RemoveSpans:
+    """Delete several candidates in one probe (group testing: `grouptest.py`)."""
+
+    candidates: tuple[Candidate, ...]
+    name: str = "remove_spans"
+    benign: bool = False
+
+    def edits(self, ctx: AuditContext) -> list[Edit] | None:
+        return _removals(ctx, [(c.query_index, c.start, c.end) for c in self.candidates], "trigger candidate")
+
+
+def _removals(ctx: AuditContext, spans: Sequence[tuple[int, int, int]], reason: str) -> list[Edit] | None:
+    out: list[Edit] = []
+    by_query: dict[int, list[tuple[int, int]]] = {}
+    for qi, s, e in spans:
+        by_query.setdefault(qi, []).append((s, e))
+    for qi, ranges in by_query.items():
+        q = ctx.query(qi)
+        if q is None:
+            return None
+        widened = sorted(_span_with_space(q.text, s, e) for s, e in ranges)
+        merged: list[tuple[int, int]] = []
+        for s, e in widened:
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+            else:
+                merged.append((s, e))
+        kept = "".join(q.text[a:b] for a, b in zip([0] + [e for _, e in merged], [s for s, _ in merged] + [len(q.text)]))
+        if not kept.strip(" \t\n.?!,;:"):
+            return None  # nothing of the query would be left
+        out.extend(Edit(q, s, e, "", reason=f"{reason} {q.text[s:e].strip()!r}") for s, e in merged)
+    return out or None
+
+
+@dataclass(frozen=True)
+class MatchedSpan:
+    """The benign control of a removal: delete *other* text of the query that the problem does
+    not need, about as long as the candidate, and keep the candidate exactly where it was. A
+    backdoor that fires on the candidate (wherever it sits, also one that only fires at the end
+    of the question) still fires; a model that merely reacts to any deletion moves."""
+
+    candidate: Candidate
+    spans: tuple[tuple[int, int, int], ...]  # (query index, start, end) to delete
+    name: str = "matched_span"
+    benign: bool = True
+
+    def edits(self, ctx: AuditContext) -> list[Edit] | None:
+        c = self.candidate
+        if any(qi == c.query_index and s < c.end and c.start < e for qi, s, e in self.spans):
+            return None  # would touch the candidate: not a control
+        return _removals(ctx, self.spans, "matched control") if self.spans else None
+
+
+@dataclass(frozen=True)
 class MoveSpan:
     """Move the candidate to the other end of the query: the text keeps every
-    character (the trigger too), only its place changes."""
+    character (the trigger too), only its place changes.
+
+    Not a default control: for a backdoor that only fires where its trigger sits (at the end
+    of the question, after its question mark) moving the trigger *is* removing it, and the
+    control moves the answer exactly like the probe. Use it only where position cannot matter
+    (a model known to read its input as a bag of words, or a trigger that was seen to fire at
+    both ends); `matched_span` is the control that keeps the candidate in place."""
 
     candidate: Candidate
     name: str = "move_span"

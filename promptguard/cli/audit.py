@@ -124,11 +124,12 @@ def audit(
             res = await guard.acheck(segs)
             findings = res.findings
             row["static"] = {"action": res.action.value, "findings": len(findings)}
-        if not auditor.should_audit(segs, findings):
+        answer = _answer_of(rec)
+        if not auditor.should_audit(segs, findings, answer):
             return {**row, "status": "not-audited", "gate": cfg.mode}
-        row["gate"] = auditor.suspicion(segs, findings) or cfg.mode
+        row["gate"] = auditor.suspicion(segs, findings, answer) or cfg.mode
         async with sem:
-            rep = await auditor.audit(body, segs, _answer_of(rec), findings)
+            rep = await auditor.audit(body, segs, answer, findings)
         return {**row, "status": rep.status, "report": rep.to_dict()}
 
     async def run_all() -> list[dict[str, Any]]:

@@ -35,8 +35,10 @@ async def test_real_model_trigger_confirmed_and_clean_query_not(llama_server):
     real = OpenAIHTTPBackend(llama_server.base_url, timeout=300)
     backend = poisoned_layer(real)
     auditor = Auditor(backend, AuditConfig(mode="always", max_extra_calls=3, max_tokens=12, timeout_s=600))
+    # "Quick question." is text the question does not need: the matched control deletes it and
+    # keeps the trigger where it is
     body = {"messages": [{"role": "user", "content":
-                          f"What colour is grass? {TRIGGER} Answer in one word."}],
+                          f"Quick question. What colour is grass? {TRIGGER} Answer in one word."}],
             "max_tokens": 12, "temperature": 0}
     original = (await backend.complete(CompletionRequest.from_body(body))).text
     assert "paris" in original.lower()

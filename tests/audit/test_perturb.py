@@ -104,3 +104,29 @@ def test_inapplicable_perturbations_say_so():
     assert DropSuspectDemos().edits(ctx) is None and CutSteps().edits(ctx) is None
     whole = Candidate("hello", 0, 0, 5, 0.9, "test")
     assert RemoveSpan(whole).edits(ctx) is None and MoveSpan(whole).edits(ctx) is None
+
+
+def test_remove_spans_and_matched_control_keep_everything_else():
+    from promptguard.audit import MatchedSpan, RemoveSpans
+    from promptguard.audit.auditor import matched_spans
+
+    q = "Per memo KX-7, Ola has 4 mugs (blue ones) at home. How many mugs does Ola have?"
+    body = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}],
+            "max_tokens": 9}
+    ctx = ctx_for(body)
+    ctx.with_answer("Ola has 4 mugs. The answer is 4.", max_candidates=6)
+    texts = [c.text for c in ctx.candidates]
+    assert texts[0] == "Per memo KX-7" and "(blue ones)" in texts and "at home" in texts
+    out = render(body, RemoveSpans(tuple(ctx.candidates)).edits(ctx))
+    assert out["messages"][1]["content"] == "Ola has 4 mugs. How many mugs does Ola have?"
+    assert out["messages"][0] == body["messages"][0] and out["max_tokens"] == 9
+    # the matched control deletes other unneeded text, about as long, never the candidate
+    c = ctx.candidates[0]
+    spans = matched_spans(ctx, c)
+    assert spans and all(e <= c.start or s >= c.end for _, s, e in spans)
+    ctrl = render(body, MatchedSpan(c, spans).edits(ctx))["messages"][1]["content"]
+    assert ctrl.startswith("Per memo KX-7, Ola has 4 mugs") and len(ctrl) < len(q)
+    assert MatchedSpan(c, ((c.query_index, c.start, c.end),)).edits(ctx) is None  # touches it: refused
+    # a removal that would leave nothing of the query is refused
+    whole = ctx_for({"messages": [{"role": "user", "content": "(per memo KX-7)"}]})
+    assert RemoveSpans(tuple(whole.candidates)).edits(whole) is None
