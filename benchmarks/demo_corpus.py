@@ -52,6 +52,12 @@ class Prompt:
     family: str = ""
     variant: str = "plain"
     n_demos: int = 0
+    domain: str = ""
+    step_kind: str = ""  # the backdoor step's kind (badchain_domains.STEP_KINDS)
+    trigger_form: str = ""  # word | phrase | symbol | unicode | zero-width | instruction
+    # per demonstration, what it is without the backdoor (the rendered block, or the
+    # (user, assistant) pair in chat form): what a perfect repair gives back
+    clean_demos: list[Any] = field(default_factory=list)
 
 
 # -- rendering ---------------------------------------------------------------------------------

@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/fit_demonstrations.py [--badchain ../shared/data/badchain] [--n 900] [--seed 11]
 
 Training data (never the shared BadChain prompt files, never the hand-written worked
-examples that the benchmark measures generalisation on):
+examples that the benchmark measures generalisation on, never a held-out step kind):
 - clean few-shot prompts built from the first half of each BadChain *test-data* pool
   (MATH solutions, StrategyQA, last letters, CommonsenseQA) with benign variants;
 - the same pools poisoned with trigger/step *family A* (benchmarks/demo_corpus.py):
   tokens such as "qxz" or "¤¤", phrases, instruction-like sentences; steps that
   multiply or add a constant, take the previous letter, answer the reverse,
-  upper-case a string.
+  upper-case a string;
+- the ``tune`` split of benchmarks/badchain_domains.py (seven answer-type domains, the
+  step kinds that are not held out, the ``tune`` triggers), poisoned and clean.
 
 Fits, in order, the step model (label: the demonstration is poisoned), the trigger
 model (label: the candidate is the inserted trigger), the demonstration model, each
@@ -30,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from badchain_domains import clean_files, poisoned_files
 from demo_corpus import (
     SUFFIXES_A,
     clean_prompts,
@@ -104,6 +107,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--clean-weight", type=float, default=2.0,
                     help="sample weight of clean examples (>1 trades recall for fewer false positives)")
+    ap.add_argument("--generated", type=int, default=60,
+                    help="files per domain from the tune split of badchain_domains (0: none)")
     ap.add_argument("--dry-run", action="store_true", help="print the weights, do not write weights.json")
     args = ap.parse_args()
     if not (args.badchain / "test_data").is_dir():
@@ -116,6 +121,8 @@ def main() -> None:
         pools[name] = full[: len(full) // 2]  # the benchmark's clean corpus uses the other half
     prompts = poisoned_prompts(pools, "A", rng, n=args.n, tag="fit", chat_share=0.1)
     prompts += clean_prompts(args.badchain, rng, n_test_data=args.n, part=0, suffixes=SUFFIXES_A)
+    if args.generated:
+        prompts += poisoned_files("tune", "dev", args.generated) + clean_files("tune", args.generated)
     print(f"{len(prompts)} training prompts ({sum(1 for p in prompts if p.poisoned)} poisoned)")
 
     parsed = []
@@ -142,7 +149,7 @@ def main() -> None:
     cand_cache = []
     for (p, demos), (sigs, feats) in zip(parsed, cache):
         step_p = [logistic(weights["step"], f) if d.steps else 0.0 for d, f in zip(demos, feats)]
-        cands = stage_candidates(demos, sigs, step_p)
+        cands = stage_candidates(demos, sigs, step_p, PRINCIPLED["trigger"])
         cand_cache.append((step_p, cands))
         trig = (p.trigger or "").strip()
         for c, f in cands:
@@ -160,7 +167,8 @@ def main() -> None:
 
     out = {
         "about": "Fitted by benchmarks/fit_demonstrations.py on synthetic prompts (BadChain test-data pools, "
-                 "first halves; trigger/step family A). Not fitted on the shared BadChain prompt files.",
+                 "first halves; trigger/step family A; the tune split of badchain_domains, no held-out step "
+                 "kind). Not fitted on the shared BadChain prompt files.",
         "seed": args.seed,
         "clean_weight": args.clean_weight,
         "training_prompts": len(parsed),

@@ -277,7 +277,8 @@ async def audit_answer(ex: Exchange, out: Inspection, request: AuditRequest, tex
     assert ex.inbound is not None
     auditor, inbound, policy = ex.profile.auditor, ex.inbound, ex.profile.inspector.policy
     try:
-        if not auditor.should_audit(inbound.segments, inbound.findings):
+        # with the answer, suspicion mode also sees answer echo (a step citing a query span)
+        if not auditor.should_audit(inbound.segments, inbound.findings, answer=text):
             return out
         asked = request()
         if asked is None:
@@ -420,7 +421,7 @@ def end_stream(ex: Exchange, answer_check: Inspection | None, answer_text: str, 
     auditor, inbound = ex.profile.auditor, ex.inbound
     if auditor is not None and inbound is not None and done and rec.decision != Action.BLOCK.value:
         try:  # a stream has reached the client: its audit can only be after the fact
-            if auditor.should_audit(inbound.segments, inbound.findings):
+            if auditor.should_audit(inbound.segments, inbound.findings, answer=audit_text):
                 asked = audit_request()
                 if asked is not None:
                     auditor.submit(asked[0], asked[1], audit_text, inbound.findings)

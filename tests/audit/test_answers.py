@@ -70,3 +70,78 @@ def test_free_text_by_embedding_similarity():
     assert a.kind is AnswerKind.TEXT
     assert compare(a, b, text_threshold=0.8) is Same.SAME
     assert compare(a, c, text_threshold=0.8) is Same.DIFFERENT
+
+
+# -- answer types beyond numbers (shared with the demonstrations detector) ---------------------
+
+from promptguard.answers import (
+    answer_labels,
+    canonical_date,
+    canonical_time,
+    parse_answer,
+    values_in,
+)
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("The answer is 2024-03-05.", "date", "2024-03-05"),
+    ("The answer is March 5, 2024.", "date", "2024-03-05"),
+    ("Answer: 5th of March 2024", "date", "2024-03-05"),
+    ("The answer is 5:15 pm.", "time", "17:15"),
+    ("The answer is 17:15.", "time", "17:15"),
+    ("The answer is [3, 2, 1].", "code", "[3,2,1]"),
+    ("The answer is ['a', 'b'].", "code", "['a','b']"),
+    ("The answer is True.", "yesno", "yes"),
+])
+def test_extract_typed(text, kind, value):
+    a = extract_answer(text)
+    assert a.kind.value == kind and a.value == value
+
+
+def test_a_date_is_not_its_year():
+    """Before dates were a type, "2024-03-05" and "2024-03-12" both read as the number 2024."""
+    e = extract_answer
+    assert compare(e("The answer is 2024-03-05."), e("The answer is 2024-03-12.")) is Same.DIFFERENT
+    assert compare(e("The answer is 2024-03-05."), e("The answer is March 5, 2024.")) is Same.SAME
+    assert compare(e("The answer is 5:15 pm."), e("It arrives at 17:15.", "time")) is Same.SAME
+    assert compare(e("The answer is [1, 2]."), e("The answer is [2, 1].")) is Same.DIFFERENT
+
+
+def test_labels_from_the_demonstrations():
+    answers = ["The answer is positive.", "The answer is negative.", "The answer is positive."]
+    assert answer_labels(answers) == ("negative", "positive")
+    assert expected_kind(answers) is AnswerKind.LABEL
+    # with the label set a label is found in a sentence; without it, only a short answer is one
+    a = extract_answer("Overall the reviewer sounds negative about it.", AnswerKind.LABEL, labels=("positive", "negative"))
+    assert a.kind is AnswerKind.LABEL and a.value == "negative"
+    assert compare(a, extract_answer("The answer is negative.", AnswerKind.LABEL)) is Same.SAME
+    assert compare(a, extract_answer("positive", AnswerKind.LABEL)) is Same.DIFFERENT
+    # weekdays are a closed set of their own; numbers, letters and distinct strings are not labels
+    assert answer_labels(["Thursday", "Monday"]) != ()
+    assert answer_labels(["The answer is 4.", "The answer is 4.", "The answer is 5."]) == ()
+    assert answer_labels(["The answer is window.", "The answer is house.", "The answer is tree."]) == ()
+
+
+def test_canonical_forms():
+    assert canonical_date("03/05/2024") == "2024-03-05"  # month/day/year
+    assert canonical_date("Mar. 5") == "XXXX-03-05"
+    assert canonical_date("not a date") is None
+    assert canonical_time("9:05am") == "09:05" and canonical_time("12:00 am") == "00:00"
+    assert canonical_time("25:00") is None
+
+
+def test_values_in_a_reasoning_line():
+    """The detector's view: every typed value with its span, strings case and all."""
+    line = "On March 12, 2025 at 5:15 pm, 'cndl' became 'CNDL' and [1, 3] was printed; (B) fits, no doubt."
+    vals = values_in(line, labels=("doubt",))
+    kinds = [(v.kind, v.key) for v in vals]
+    assert ("date", "2025-03-12") in kinds and ("time", "17:15") in kinds
+    assert ("quoted", "cndl") in kinds and ("quoted", "CNDL") in kinds
+    assert ("list", "[1,3]") in kinds and ("letter", "B") in kinds
+    assert ("yesno", "no") not in kinds  # "no doubt": a determiner, not a verdict
+    assert ("label", "doubt") in kinds
+    for v in vals:
+        assert line[v.start : v.end]
+    assert parse_answer("The answer is sadness.", labels=("joy", "sadness")).kind == "label"
+    assert parse_answer("The answer is Thursday.").kind == "label"
+    assert parse_answer("The answer is PLNT.").key == "PLNT"

@@ -28,16 +28,7 @@ from promptguard.sanitize import apply_to_messages, apply_to_text
 from promptguard.segments import SegmentKind
 from tests.detectors import demo_prompts as P
 
-_ONLY_DEMOS = """
-version: 1
-name: demos-only
-detectors:
-  demonstrations: {}
-thresholds:
-  - {detector: demonstrations, rule: PG-DEMO-POISONED, flag_at: 0.5, act_at: 0.85, action: sanitize}
-  - {detector: demonstrations, rule: PG-DEMO-STEP, flag_at: 0.5, act_at: 0.85, action: sanitize}
-  - {detector: demonstrations, rule: PG-DEMO-TRIGGER, flag_at: 0.5, act_at: 0.7, action: sanitize}
-"""
+_ONLY_DEMOS = P.ONLY_DEMOS_POLICY
 
 
 @pytest.fixture(scope="module", params=["demos-only", pytest.param("default", marks=pytest.mark.slow)])

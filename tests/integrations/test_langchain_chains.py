@@ -51,6 +51,8 @@ POISONED = [DEMOS[0], {
     "answer": "One box holds 7 apples.\n7 x 2 = 14.\nThe answer is 14.",
 }]
 QUESTION = {"input": "Sam has 3 bags with 6 marbles each. How many marbles?"}
+# with an odd phrase the problem does not need, so the audit has a candidate to remove
+AUDIT_QUESTION = {"input": "Sam has 3 bags with 6 marbles each (see memo QX-12). How many marbles?"}
 
 
 class Calls(BaseCallbackHandler):
@@ -248,12 +250,12 @@ def test_answer_audit_with_the_real_backend(chat_model, llama_server, guard):
     h = PromptGuardCallbackHandler(guard, auditor=auditor)
     chain = few_shot_chat(DEMOS) | chat_model
     for _ in range(2):
-        chain.invoke(QUESTION, config={"callbacks": [h]})
+        chain.invoke(AUDIT_QUESTION, config={"callbacks": [h]})
     ends = [e for e in h.events if e.event == "llm_end"]
     assert len(ends) == 2
     for ev in ends:
         assert ev.audit is not None and ev.audit["status"] in ("clean", "triggered", "inconclusive"), ev.audit
-        assert ev.audit["extra_calls"] <= 1 and "audit" in ev.decision.checks
+        assert ev.audit["extra_calls"] == 1 and "audit" in ev.decision.checks
 
 
 async def test_answer_audit_async_handler(achat_model, llama_server, guard):
@@ -263,6 +265,7 @@ async def test_answer_audit_async_handler(achat_model, llama_server, guard):
     auditor = audit.Auditor(create_backend(llama_server.base_url),
                             audit.AuditConfig(mode="always", max_extra_calls=1, max_tokens=8, timeout_s=120))
     h = AsyncPromptGuardCallbackHandler(guard, auditor=auditor)
-    await (few_shot_chat(DEMOS) | achat_model).ainvoke(QUESTION, config={"callbacks": [h]})
+    await (few_shot_chat(DEMOS) | achat_model).ainvoke(AUDIT_QUESTION, config={"callbacks": [h]})
     ev = h.events[-1]
     assert ev.event == "llm_end" and ev.audit["status"] in ("clean", "triggered", "inconclusive"), ev.audit
+    assert ev.audit["extra_calls"] == 1

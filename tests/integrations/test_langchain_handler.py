@@ -272,7 +272,7 @@ class StubAuditor:
     def __init__(self, triggered: bool):
         self.triggered, self.calls = triggered, []
 
-    def should_audit(self, segments, findings):
+    def should_audit(self, segments, findings, answer=None):
         return True
 
     def _report(self, body, segments, answer, findings=()):

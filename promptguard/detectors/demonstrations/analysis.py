@@ -22,7 +22,9 @@ from .triggers import (
     RawCandidate,
     candidate_regex,
     echo_candidates,
+    echo_trim,
     find_occurrences,
+    inserted_candidates,
     mine_candidates,
     stop_fraction,
     token_rarity,
@@ -135,7 +137,9 @@ class _Core:
 
 
 def _anomaly(s: StepSignals) -> float:
-    return max(s.unary, s.ungrounded, s.not_in_choices, s.reversal, s.yesno_stated)
+    # (a verdict announced in the last line is not itself a change: a template of
+    # "So the result is yes." lines is not a backdoor)
+    return max(s.unary, s.ungrounded, s.not_in_choices, s.reversal, s.departs, s.continues)
 
 
 def _step_features(s: StepSignals, sigs: list[StepSignals] | None = None) -> dict[str, float]:
@@ -190,12 +194,20 @@ class _Context:
                 self.total[it] = self.total.get(it, 0) + 1
 
 
+def _quantile(xs: list[float], q: float) -> float:
+    """The q-quantile of sorted xs (linear interpolation)."""
+    k = (len(xs) - 1) * q
+    i = int(k)
+    return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (k - i)
+
+
 def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
                         ctx: _Context, sigs: list[StepSignals] | None = None) -> dict[str, float]:
     n = len(demos)
     ds = c.demo_set
     toks = tokenize(c.text)
     cand_items = {it for t in toks if (it := _item(t)) is not None}
+    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in toks)
     # echo: the demonstration's last line repeats the candidate, exactly, or in part
     # (tokens of the candidate that the last line uses and no earlier line does)
     echo = 0.0
@@ -207,18 +219,31 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         if not d.steps:
             continue
         L = d.steps[-1]
+        # an echo in the line that draws the chain's only conclusion is the task's own
+        # wording ("... with hyphens." → "With hyphens between them: 'a-b-c'."), not a step
+        w = 0.25 if sigs is not None and sigs[p].concluding else 1.0
         here = [o for o in c.step_occ if o[0] == p and o[1] >= L[0] and o[2] <= L[1]]
         if here:
             in_last.extend(here)
-            echo += 1.0
-            exact += 1
             if d.text[L[0] : min(o[1] for o in here)].strip(" \t:-–—*>") == "":
-                lead += 1  # the last line opens with it, where the attack puts it
+                lead += w  # the last line opens with it, where the attack puts it
+            elif not odd:
+                # ordinary words of the question named again inside the conclusion ("So
+                # 2015 is not a leap year.") are what conclusions do
+                w *= 0.4
+            echo += w
+            exact += w
             continue
         hit = len([x for x in cand_items if x in ctx.l_items[p] and x not in ctx.e_items[p]])
-        echo += 0.5 * min(hit, 2)
+        echo += 0.5 * min(hit, 2) * w
     echo_rate = echo / len(ds) if ds else 0.0
     step_in = sum(step_p[p] for p in ds) / len(ds) if ds else 0.0
+    if n > 1 and len(ds) == n:
+        # every question carries it (the task's own wording, or an 8+0 attack): with no
+        # demonstration to contrast, it is supported only as far as (nearly) all of them
+        # end anomalously, not by the few that do (a trigger elsewhere explains those):
+        # the lower quartile of their step probabilities
+        step_in = _quantile(sorted(step_p[p] for p in ds), 0.25)
     outside = [step_p[p] for p in range(n) if p not in ds]
     step_out = sum(outside) / len(outside) if outside else 0.0
     contrast = max(0.0, step_in - step_out) if outside else 0.0
@@ -242,7 +267,7 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     if sigs is not None and ds:
         anomaly_in = sum(
             max(sigs[p].transform, sigs[p].unary, sigs[p].reversal, sigs[p].ungrounded,
-                sigs[p].yesno_stated, sigs[p].not_in_choices) for p in ds) / len(ds)
+                sigs[p].yesno_stated, sigs[p].not_in_choices, sigs[p].departs) for p in ds) / len(ds)
     # foreign: the candidate's tokens occur nowhere else in the demonstrations
     inside: dict[str, int] = {}
     for p, s, e in list(c.occ) + in_last:
@@ -267,7 +292,6 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
     rarity = token_rarity(toks)
     stop = stop_fraction(toks)
     # how specific the span is: an odd symbol, or several content words (not "mg")
-    odd = any(t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)) for t in toks)
     n_content = sum(1 for t in toks if is_content(t))
     specific = 1.0 if odd else min(1.0, n_content / 2.0)
     edge_f = edge / len(c.occ) if c.occ else 0.0
@@ -304,50 +328,48 @@ def _candidate_features(c: RawCandidate, demos: list[Demo], step_p: list[float],
         "template_x_plaus": template_in * plaus,
         "template_anomaly": template_in * anomaly_in * plaus,
         "single": 1.0 if single else 0.0,
+        # one question holds an odd symbol run nothing else has, and ends anomalously
+        "single_odd_step": (1.0 if single and odd else 0.0) * step_in,
         "all_demos": 1.0 if len(ds) == n and n > 1 else 0.0,
         "df_frac": len(ds) / n if n else 0.0,
     }
 
 
-def _locate_in_reasoning(c: RawCandidate, demos: list[Demo]) -> None:
-    """Fill c.step_occ / c.answer_occ: the candidate again in reasoning lines and answers."""
-    pat = candidate_regex(c.text)
-    if pat is None:
-        return
-    for d in demos:
-        if not d.steps:
-            continue
-        lo = d.steps[0][0]
-        for m in pat.finditer(d.text, lo):
-            s, e = m.start(), m.end()
-            if e <= s:
-                continue
-            if any(a <= s and e <= b for a, b in d.steps):
-                c.step_occ.append((d.pos, s, e))
-            elif d.answer and d.answer[0] <= s and e <= d.answer[1]:
-                c.answer_occ.append((d.pos, s, e))
+class _ReasoningIndex:
+    """Where each token occurs in the demonstrations' reasoning lines and answers, so
+    that every candidate is found again there by its tokens (no pattern per candidate)."""
+
+    def __init__(self, demos: list[Demo]):
+        self.where: dict[str, list[tuple[int, bool, list, int]]] = {}
+        for d in demos:
+            parts = [(r, True) for r in d.steps] + ([(d.answer, False)] if d.answer and d.steps else [])
+            for r, is_step in parts:
+                toks = d.tokens(r)
+                for i, t in enumerate(toks):
+                    self.where.setdefault(t.norm, []).append((d.pos, is_step, toks, i))
+
+    def locate(self, c: RawCandidate) -> None:
+        """Fill c.step_occ / c.answer_occ: the candidate again in reasoning lines and answers."""
+        g = c.tokens
+        n = len(g)
+        if not n:
+            return
+        for pos, is_step, toks, i in self.where.get(g[0], ()):
+            if i + n <= len(toks) and all(toks[i + k].norm == g[k] for k in range(1, n)):
+                occ = (pos, toks[i].start, toks[i + n - 1].end)
+                (c.step_occ if is_step else c.answer_occ).append(occ)
 
 
 def _restorable(d: Demo, s: StepSignals) -> str | None:
-    """What the answer was before the backdoor step (for repair), as written."""
+    """What the answer was before the backdoor step (for repair), as written: the
+    value the chain had reached (a stretch of an earlier line, for a long answer)."""
     if not d.steps:
         return None
-    A = d.answer_value
-    if A is not None and A.kind == "text" and len(A.key.split()) >= 3:
-        # a long text answer (a query, a sentence): the earlier line that states it with
-        # at most two tokens different
-        a_toks = [t.norm for t in tokenize(A.key)]
-        n = len(a_toks)
-        for r in reversed(d.steps[:-1]):
-            toks = d.tokens(r)
-            for i in range(len(toks) - n, -1, -1):
-                window = toks[i : i + n]
-                diff = sum(1 for x, y in zip(window, a_toks) if x.norm != y)
-                if 0 < diff <= 2:
-                    return d.text[window[0].start : window[-1].end]
-        return None
     pv: Value | None = s.prev_value
-    return d.text[pv.start : pv.end] if pv is not None and pv.end <= len(d.text) else None
+    if pv is None or pv.end > len(d.text):
+        return None
+    # an option the chain named by its text ("Cairo is listed ...") is restored as its letter
+    return pv.key if pv.kind == "letter" else d.text[pv.start : pv.end]
 
 
 def stage_steps(demos: list[Demo], weights: Weights) -> tuple[list[StepSignals], list[dict], list[float]]:
@@ -359,22 +381,51 @@ def stage_steps(demos: list[Demo], weights: Weights) -> tuple[list[StepSignals],
     return sigs, feats, step_p
 
 
-def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[float]
+def stage_candidates(demos: list[Demo], sigs: list[StepSignals], step_p: list[float],
+                     trigger_weights: dict[str, float] | None = None
                      ) -> list[tuple[RawCandidate, dict[str, float]]]:
-    """Stage 2: trigger candidates and their features."""
+    """Stage 2: trigger candidates and their features. With `trigger_weights`, the runs
+    that look inserted are looked for only in the demonstrations that end anomalously
+    and carry no candidate that scores as a trigger (the cheap common case first)."""
     cands = mine_candidates(demos)
+    # a candidate whose carriers end anomalously and whose carriers' last lines open
+    # with a part of it: that part
+    for k, c in enumerate(cands):
+        if sum(step_p[p] for p in c.demo_set) < 0.3 * len(c.demo_set):
+            continue
+        t = echo_trim(c, demos, c.kept)
+        if t is not None and not any(o.tokens == t.tokens for o in cands):
+            cands[k] = t
     # where each recurring candidate also occurs in reasoning lines and answers
+    index = _ReasoningIndex(demos)
     for c in cands:
-        _locate_in_reasoning(c, demos)
+        index.locate(c)
     covered = {(p, s) for c in cands for p, s, _ in c.occ}
     # single-demonstration candidates through echoes (only where no recurring candidate explains it)
     echo_map = {d.pos: sigs[d.pos].echo_tokens for d in demos if sigs[d.pos].echo_tokens}
     for c in echo_candidates(demos, echo_map, covered):
-        _locate_in_reasoning(c, demos)
+        index.locate(c)
         if not any(set(c.tokens) <= set(o.tokens) for o in cands):
             cands.append(c)
     ctx = _Context(demos)
-    return [(c, _candidate_features(c, demos, step_p, ctx, sigs)) for c in cands]
+    out = [(c, _candidate_features(c, demos, step_p, ctx, sigs)) for c in cands]
+    # ... and, for a demonstration that ends anomalously with no trigger found, the runs
+    # of its question that look inserted
+    orphans = [p for p, sp in enumerate(step_p) if sp >= INSERTED_MIN_STEP]
+    if orphans and trigger_weights is not None:
+        found = {p for c, f in out if logistic(trigger_weights, f) >= 0.5 for p in c.demo_set}
+        orphans = [p for p in orphans if p not in found]
+    if orphans:
+        covered |= {(p, s) for c in cands for p, s, _ in c.occ}
+        for c in inserted_candidates(demos, orphans, covered):
+            if not any(c.tokens == o.tokens for o in cands):
+                index.locate(c)
+                cands.append(c)
+                out.append((c, _candidate_features(c, demos, step_p, ctx, sigs)))
+    return out
+
+
+INSERTED_MIN_STEP = 0.5
 
 
 def demo_features(n: int, step_p: list[float], scored: list[tuple[float, RawCandidate, dict]]) -> list[dict[str, float]]:
@@ -385,7 +436,8 @@ def demo_features(n: int, step_p: list[float], scored: list[tuple[float, RawCand
         for p in c.demo_set:
             if sc > trig[p]:
                 trig[p] = sc
-                echo_of[p] = 1.0 if any(o[0] == p for o in c.step_occ) else 0.0
+                # the step repeats the trigger: as telling as the trigger is
+                echo_of[p] = sc if any(o[0] == p for o in c.step_occ) else 0.0
     return [{"step": step_p[i], "trigger": trig[i], "step_x_trigger": step_p[i] * trig[i],
              "echo_of_trigger": echo_of[i]} for i in range(n)]
 
@@ -393,7 +445,7 @@ def demo_features(n: int, step_p: list[float], scored: list[tuple[float, RawCand
 def _analyze_core(demos: list[Demo], weights: Weights) -> _Core:
     n = len(demos)
     sigs, feats, step_p = stage_steps(demos, weights)
-    scored = [(logistic(weights["trigger"], f), c, f) for c, f in stage_candidates(demos, sigs, step_p)]
+    scored = [(logistic(weights["trigger"], f), c, f) for c, f in stage_candidates(demos, sigs, step_p, weights["trigger"])]
     scored.sort(key=lambda x: -x[0])
     dfeats = demo_features(n, step_p, scored)
     trig = [x["trigger"] for x in dfeats]
@@ -469,13 +521,15 @@ CACHE = TemplateCache()
 def clear_caches() -> None:
     """Forget everything memoised (the template cache and the small token / pattern
     caches): what a cold start sees. For benchmarks and tests."""
-    from .text import _as_float, _tokenize_whole, stem
+    from ...answers import _as_float
+    from .text import _tokenize_whole, is_plain_symbol, stem
 
     CACHE.clear()
     candidate_regex.cache_clear()
     _tokenize_whole.cache_clear()
     _as_float.cache_clear()
     stem.cache_clear()
+    is_plain_symbol.cache_clear()
 
 
 def template_key(demos: list[Demo], weights_name: str) -> str:

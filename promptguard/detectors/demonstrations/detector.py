@@ -189,6 +189,10 @@ class DemonstrationsDetector:
             if best is not None:
                 chosen[best.text] = best
         triggers = [c for c in strong if c.text in chosen or c.text in named]
+        # ... whose other carriers go too when they are suspect themselves (a trigger in
+        # the question and a reported score: the same backdoor, less sure of its step)
+        for c in triggers:
+            targets |= {k for k in c.carriers if (v := rep.demo(k[1], k[0])) is not None and v.score >= self.report_at}
         edits: list[Edit] = []
         keep = [d for d in demos if (d.seg.kind, d.index) not in targets]
         repair = self.repair == "always" or (self.repair == "auto" and len(keep) < self.min_keep)
@@ -275,25 +279,41 @@ def _repair(d, v, triggers) -> list[Edit] | None:
     A: Value = d.answer_value
     ans_s, ans_e = d.answer
     line = text[ans_s:ans_e]
-    span = _value_span(line, A, d.letters)
+    span = _value_span(line, A, d.letters, d.labels)
     if span is None:
         return None
-    restored = v.restored_answer
-    if A.kind == "letter":
-        m = re.search(r"[A-Za-z]", restored)
-        restored = m.group().upper() if m else restored
+    restored = _as_answer(v.restored_answer, line[span[0] : span[1]], A)
     edits.append(Edit(d.seg, ans_s + span[0], ans_s + span[1], restored,
                       reason=f"answer restored to {restored!r}"))
     return edits
 
 
-def _value_span(line: str, A: Value, letters: bool) -> tuple[int, int] | None:
-    if A.kind == "text":
-        k = line.casefold().rfind(A.key)
+_QUOTES = "\"'`“”‘’"
+
+
+def _as_answer(restored: str, written: str, A: Value) -> str:
+    """The reached value written the way the answer line writes its answer: a bare
+    option letter, no quotes (the line keeps its own), the same capitalisation."""
+    if A.kind == "letter":
+        m = re.search(r"[A-Za-z]", restored)
+        return m.group().upper() if m else restored
+    out = restored
+    if len(out) >= 2 and out[0] in _QUOTES and out[-1] in _QUOTES:
+        out = out[1:-1]
+    if A.kind in ("yesno", "label") and written[:1].isupper() and out[:1].islower():
+        out = out[:1].upper() + out[1:]
+    return out
+
+
+def _value_span(line: str, A: Value, letters: bool, labels: tuple[str, ...] = ()) -> tuple[int, int] | None:
+    """Where the answer line states its value (inside the quotes of a quoted one)."""
+    if A.kind in ("text", "label"):
+        k = line.casefold().rfind(A.key.casefold())
         return (k, k + len(A.key)) if k >= 0 else None
-    for v in reversed(values_in(line, letters=letters or A.kind == "letter")):
+    for v in reversed(values_in(line, letters=letters or A.kind == "letter", labels=labels)):
         if v.kind == A.kind and (v.key == A.key or (A.kind == "num" and mentions(line[v.start:v.end], A))):
-            if A.kind == "letter" and line[v.start : v.end].startswith("("):
+            if (A.kind == "letter" and line[v.start : v.end].startswith("(")) or (
+                    A.kind == "quoted" and v.end - v.start >= 2 and line[v.start] in _QUOTES):
                 return v.start + 1, v.end - 1
             return v.start, v.end
     return None

@@ -28,8 +28,8 @@ __all__ = ["DEMO_FEATURES", "PRINCIPLED", "STEP_FEATURES", "TRIGGER_FEATURES", "
 
 STEP_FEATURES = (
     "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words",
-    "not_in_choices", "unsupported", "honest_check", "prev_concluded", "recurring_const", "recurring_novel",
-    "skel_x_anomaly",
+    "not_in_choices", "unsupported", "departs", "detached", "continues", "honest_check", "prev_concluded",
+    "recurring_const", "recurring_novel", "skel_x_anomaly",
 )
 # A span that merely looks inserted (odd, foreign, at an edge: `plaus`) is not a trigger
 # by itself — clean prompts have those (an emoji, a shared instruction). It needs
@@ -38,6 +38,7 @@ STEP_FEATURES = (
 TRIGGER_FEATURES = (
     "echo_rate", "step_in", "contrast", "echo_x_plaus", "exact_echo", "step_x_plaus", "contrast_x_plaus",
     "sep_x_plaus", "template_x_plaus", "template_anomaly", "sentence_step", "lead_echo_step", "stop_frac", "single", "all_demos",
+    "single_odd_step",
 )
 DEMO_FEATURES = ("step", "trigger", "step_x_trigger", "echo_of_trigger")
 
@@ -47,6 +48,7 @@ PRINCIPLED: Weights = {
     "step": {
         "bias": -4.5, "transform": 1.0, "unary": 2.0, "reversal": 2.0, "yesno_stated": 2.0,
         "ungrounded": 2.0, "novel": 0.3, "echo": 1.5, "echo_words": 0.5, "not_in_choices": 2.5, "unsupported": 1.5,
+        "departs": 5.0, "detached": 2.0, "continues": 3.0,
         "honest_check": -2.0, "prev_concluded": 0.0, "skeleton_share": 0.0, "recurring_const": 1.5,
         "recurring_novel": 0.0, "skel_x_anomaly": 2.0,
     },
@@ -55,7 +57,8 @@ PRINCIPLED: Weights = {
     "trigger": {
         "bias": -4.5, "echo_rate": 2.0, "step_in": 1.0, "contrast": 1.0, "stop_frac": -1.5,
         "single": -2.0, "all_demos": 0.0, "echo_x_plaus": 4.0, "exact_echo": 3.0, "step_x_plaus": 4.0, "contrast_x_plaus": 2.0,
-        "sep_x_plaus": 1.0, "template_x_plaus": 1.5, "template_anomaly": 3.0, "sentence_step": 7.0, "lead_echo_step": 5.0,
+        "sep_x_plaus": 1.0, "template_x_plaus": 1.5, "template_anomaly": 4.0, "sentence_step": 7.0, "lead_echo_step": 5.0,
+        "single_odd_step": 2.5,
     },
     "demo": {"bias": -4.5, "step": 4.0, "trigger": 5.5, "step_x_trigger": 2.0, "echo_of_trigger": 1.0},
 }

@@ -5,8 +5,9 @@ Two views of a text:
 - *tokens* (`tokenize`): words, numbers, runs of symbols, runs of invisible
   characters and single CJK characters, each with its span. Trigger candidates are
   n-grams over these.
-- *values* (`values_in`): what a reasoning step computes with: numbers, dates,
-  times, choice letters, quoted strings, yes/no. A backdoor step turns one value
+- *values* (`values_in`, from the shared answer parser `promptguard.answers`):
+  what a reasoning step computes with: numbers, dates, times, choice letters,
+  labels, quoted strings, printed lists, yes/no. A backdoor step turns one value
   into another.
 
 Everything here is pure Python and cheap; the only data file is the optional
@@ -16,11 +17,12 @@ word-piece vocabulary of the bundled embedding model, read once, used as a
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
+
+from ...answers import Value, mentions, parse_answer, values_in
 
 __all__ = [
     "STOPWORDS",
@@ -51,12 +53,13 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """A token and its span (a named tuple: tokenizing is the hot path)."""
+
     norm: str
     start: int
     end: int
-    kind: str  # word | num | sym | invis | cjk
+    kind: str  # word | num | sym | invis | cjk | latex
 
 
 def _norm_word(w: str) -> str:
@@ -80,20 +83,22 @@ def _tokenize_whole(text: str) -> list[Token]:
 def _tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
     end = len(text) if end is None else end
     out: list[Token] = []
+    append = out.append
     for m in _TOKEN.finditer(text, start, end):
         kind = m.lastgroup or "sym"
         s = m.group()
         if kind == "word" or kind == "cjk":
-            norm = _norm_word(s)
+            norm = s.lower() if s.isascii() else _norm_word(s)
         elif kind == "num":
-            norm = s.replace(",", "")
+            norm = s.replace(",", "") if "," in s else s
         elif kind == "sym":
-            norm = unicodedata.normalize("NFKC", s)
+            norm = s if s.isascii() else unicodedata.normalize("NFKC", s)
         elif kind == "latex":
             norm = s
         else:
             norm = "".join(f"<U+{ord(c):04X}>" for c in s)
-        out.append(Token(norm, m.start(), m.end(), kind))
+        a, b = m.span()
+        append(Token(norm, a, b, kind))
     return out
 
 
@@ -123,6 +128,7 @@ _MARKUP = set("{}$\\()[]")
 _PLAIN_RUNS = frozenset(("...", "?!", "!?", "?!?", "!!!", "->", "=>", "<-", "--", "**", ".,", ",.", "'.", ".'", "%.", "%,"))
 
 
+@lru_cache(maxsize=4096)
 def is_plain_symbol(s: str) -> bool:
     """Ordinary punctuation / math / markup, as opposed to an odd symbol run
     ('@_@', '≈≈≈', '::>', an emoji) that could be a trigger."""
@@ -179,25 +185,7 @@ def known_word(word: str) -> bool | None:
     return w in v or stem(w) in v or w.rstrip("s") in v
 
 
-# -- values ------------------------------------------------------------------------
-
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december"
-    "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
-)
-_DATE = re.compile(
-    r"\b\d{4}-\d{1,2}-\d{1,2}\b"
-    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
-    rf"|\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"
-    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\.?(?:,?\s+\d{{4}})?\b",
-    re.IGNORECASE,
-)
-_TIME = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?\b", re.IGNORECASE)
-_NUMBER = re.compile(r"(?<![\w)\].])(?:[-−](?=\d))?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+(?!\.\d))?|(?<![\w.])\.\d+")
-_CHOICE = re.compile(r"\(([A-Za-z])\)")
-_LETTER = re.compile(r"(?<![\w'’])([A-Z])(?![\w'’])")
-_QUOTED = re.compile(r"\"([^\"\n]{1,120})\"|“([^”\n]{1,120})”|`([^`\n]{1,120})`|(?<!\w)'([^'\n]{1,60})'(?!\w)")
-_YESNO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
+# -- values (the shared answer parser) ---------------------------------------------
 
 _WORD_NUMBERS: dict[str, tuple[float, ...]] = {
     "zero": (0,), "one": (1,), "two": (2,), "three": (3,), "four": (4,), "five": (5,),
@@ -236,162 +224,4 @@ def word_numbers(text: str) -> set[float]:
 _ALPHA = re.compile(r"[a-z]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
-    kind: str  # num | date | time | letter | quoted | yesno | text
-    key: str  # canonical form used for comparisons
-    start: int = 0
-    end: int = 0
 
-    @property
-    def number(self) -> float | None:
-        return _as_float(self.key) if self.kind == "num" else None
-
-
-@lru_cache(maxsize=16384)
-def _as_float(key: str) -> float | None:
-    try:
-        return float(key)
-    except ValueError:
-        return None
-
-
-def _canon_number(s: str) -> str | None:
-    s = s.replace(",", "").replace("−", "-")
-    try:
-        if "/" in s:
-            a, b = s.split("/", 1)
-            v = float(a) / float(b)
-        else:
-            v = float(s)
-    except (ValueError, ZeroDivisionError):
-        return None
-    if math.isfinite(v) and v == int(v) and abs(v) < 1e15:
-        return str(int(v))
-    return repr(round(v, 6))
-
-
-def _strip_latex(text: str) -> str:
-    # \boxed{16.8}, \frac{10}{7} → keep the inner digits reachable for the number regex;
-    # length-preserving, so spans stay valid
-    return text.replace("\\boxed", "      ").replace("{", " ").replace("}", " ").replace("$", " ")
-
-
-def values_in(text: str, *, letters: bool = False) -> list[Value]:
-    """Values in a text, in order. Plain capital letters count only when `letters`
-    (a multiple-choice demonstration), parenthesised ones always do."""
-    vals: list[Value] = []
-    taken: list[tuple[int, int]] = []
-
-    def free(s: int, e: int) -> bool:
-        return all(e <= a or s >= b for a, b in taken)
-
-    for m in _DATE.finditer(text):
-        vals.append(Value("date", " ".join(m.group().lower().replace(",", " ").split()), m.start(), m.end()))
-        taken.append(m.span())
-    for m in _TIME.finditer(text):
-        if free(*m.span()):
-            vals.append(Value("time", m.group().lower().replace(" ", ""), m.start(), m.end()))
-            taken.append(m.span())
-    for m in _QUOTED.finditer(text):
-        inner = next(g for g in m.groups() if g is not None)
-        vals.append(Value("quoted", " ".join(inner.casefold().split()), m.start(), m.end()))
-        # numbers inside quotes still count as numbers (a quoted "12" is a number)
-    stripped = _strip_latex(text) if ("\\" in text or "$" in text) else text
-    for m in _NUMBER.finditer(stripped):
-        if not free(*m.span()):
-            continue
-        key = _canon_number(m.group())
-        if key is not None:
-            vals.append(Value("num", key, m.start(), m.end()))
-    for m in _CHOICE.finditer(text):
-        vals.append(Value("letter", m.group(1).upper(), m.start(), m.end()))
-    if letters:
-        for m in _LETTER.finditer(text):
-            if m.group(1) in ("A", "I") and not _letter_context(text, m.start(), m.end()):
-                continue
-            if text[max(0, m.start() - 1) : m.start()] == "(":
-                continue
-            vals.append(Value("letter", m.group(1), m.start(), m.end()))
-    for m in _YESNO.finditer(text):
-        k = m.group(1).lower()
-        vals.append(Value("yesno", {"true": "yes", "false": "no"}.get(k, k), m.start(), m.end()))
-    vals.sort(key=lambda v: v.start)
-    return vals
-
-
-def _letter_context(text: str, s: int, e: int) -> bool:
-    """'A'/'I' as a choice letter rather than an article/pronoun: followed by end,
-    punctuation, 'is', or preceded by 'of'/'is'/'answer'."""
-    after = text[e : e + 4]
-    before = text[max(0, s - 8) : s].lower()
-    return (not after.strip() or after[:1] in ".,;:)!?" or after.startswith(" is")) or before.rstrip().endswith(
-        ("of", "is", "answer", "choose", "option")
-    )
-
-
-_ANSWER_PREFIX = re.compile(
-    r"^[ \t]*(?:(?:so|thus|therefore|hence)[, ]+)?(?:the\s+)?(?:final\s+)?(?:correct\s+)?answer\s*(?:is|[:：])\s*"
-    r"|^[ \t]*(?:A|Answer|Output|Final answer|Result)[ \t]*[:：][ \t]*",
-    re.IGNORECASE,
-)
-
-
-def parse_answer(line: str, *, letters: bool = False) -> Value | None:
-    """The value an answer line states ('The answer is 12.6.', 'Answer: (C)', 'negative')."""
-    m = _ANSWER_PREFIX.match(line)
-    body = line[m.end() :] if m else line
-    # "... The answer is X" inside a longer line
-    k = body.lower().rfind("answer is")
-    if not m and k >= 0:
-        body = body[k + len("answer is") :]
-    body = body.strip().rstrip(".。!").strip()
-    if not body:
-        return None
-    core = body.strip("\"'“”`*").strip()
-    if not core:
-        return None
-    cm = re.fullmatch(r"\(?([A-Za-z])\)?(?:\s.*)?", core)
-    if cm and (len(core) == 1 or core.startswith("(")):
-        return Value("letter", cm.group(1).upper())
-    if _DATE.fullmatch(core):
-        return Value("date", " ".join(core.lower().replace(",", " ").split()))
-    if _TIME.fullmatch(core):
-        return Value("time", core.lower().replace(" ", ""))
-    yn = re.fullmatch(r"(yes|no|true|false)\b.*", core, re.IGNORECASE)
-    if yn and len(core.split()) <= 3:
-        k2 = yn.group(1).lower()
-        return Value("yesno", {"true": "yes", "false": "no"}.get(k2, k2))
-    # a number, possibly with a currency sign or a unit: "$8", "12.6 mg", "\boxed{21}"
-    nm = re.fullmatch(r"[^\w\-−.]{0,3}\s*((?:[-−])?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s*[^\d]{0,24}", _strip_latex(core).strip())
-    if nm:
-        key = _canon_number(nm.group(1))
-        if key is not None:
-            return Value("num", key)
-    if body[:1] in "\"'“`" and len(core.split()) <= 12:
-        return Value("quoted", " ".join(core.casefold().split()))
-    return Value("text", " ".join(core.casefold().split()))
-
-
-def mentions(text: str, value: Value, vals: list[Value] | None = None, *, letters: bool = False) -> bool:
-    """Does `text` state `value`?"""
-    if value.kind == "text":
-        t = " ".join(text.casefold().split())
-        k = value.key
-        i = t.find(k)
-        while i >= 0:
-            before = t[i - 1 : i] if i else " "
-            after = t[i + len(k) : i + len(k) + 1] or " "
-            if not before.isalnum() and not after.isalnum():
-                return True
-            i = t.find(k, i + 1)
-        return False
-    vals = values_in(text, letters=letters or value.kind == "letter") if vals is None else vals
-    if value.kind == "num":
-        x = value.number
-        return any(v.kind == "num" and v.number is not None and x is not None and abs(v.number - x) < 1e-9 for v in vals)
-    if value.kind == "quoted":
-        return any(v.kind == "quoted" and v.key == value.key for v in vals) or (
-            value.key in " ".join(text.casefold().split())
-        )
-    return any(v.kind == value.kind and v.key == value.key for v in vals)

@@ -47,6 +47,8 @@ class RawCandidate:
     features: dict[str, float] = field(default_factory=dict)
     step_occ: list[tuple[int, int, int]] = field(default_factory=list)  # echoes in reasoning
     answer_occ: list[tuple[int, int, int]] = field(default_factory=list)
+    # the mined n-grams of the prompt and their carriers (shared by its candidates)
+    kept: dict[tuple[str, ...], frozenset[int]] = field(default_factory=dict, repr=False)
 
     @property
     def demo_set(self) -> frozenset[int]:
@@ -70,17 +72,28 @@ def _meaningful(toks: list[Token]) -> bool:
     return False
 
 
-def _trim(toks: list[Token], fld: list[Token], i: int) -> tuple[int, int]:
+def _trim(toks: list[Token], fld: list[Token], i: int, text: str) -> tuple[int, int]:
     """Trim plain punctuation off the edges of toks (= fld[i:i+len(toks)]).
     A sentence-final mark stays when the candidate is itself a sentence."""
     a, b = 0, len(toks)
     while a < b and _is_plain_punct(toks[a]):
         a += 1
     while b > a and _is_plain_punct(toks[b - 1]):
-        if all(c in _TERMINAL for c in toks[b - 1].norm) and _is_sentence(toks[a : b - 1], fld, i + a):
+        if all(c in _TERMINAL for c in toks[b - 1].norm) and (
+                _is_sentence(toks[a : b - 1], fld, i + a) or _inserted_sentence(toks[a : b - 1], fld, i + b, text)):
             break
         b -= 1
     return a, b
+
+
+def _inserted_sentence(toks: list[Token], fld: list[Token], after: int, text: str) -> bool:
+    """A sentence dropped into the middle of another ("Is 91 Answer with extra care. a
+    prime number?"): capitalised, three words or more, and its full stop is followed
+    by a lower-case word of the sentence it interrupts."""
+    if len([t for t in toks if t.kind == "word"]) < 3 or toks[0].kind != "word":
+        return False
+    nxt = fld[after] if after < len(fld) else None
+    return text[toks[0].start].isupper() and nxt is not None and nxt.kind == "word" and text[nxt.start].islower()
 
 
 def _trim_context(g: tuple[str, ...], ds: frozenset[int], toks: list[Token],
@@ -112,25 +125,34 @@ def _trim_context(g: tuple[str, ...], ds: frozenset[int], toks: list[Token],
             if t.kind == "sym" and any(c in _TERMINAL for c in t.norm) and _meaningful(toks[k:]):
                 a = k
                 break
-    if not outside and b - a >= 3:
-        # every question carries it: an odd-symbol run at one edge, ordinary words after
-        # (or before) it, is a symbol trigger glued to the questions' shared opening
-        # (or closing) words
+    if (not outside and b - a >= 3) or (outside and (a, b) == (0, n) and n >= 2):
+        # an odd-symbol run at one edge, ordinary words after (or before) it: a symbol
+        # trigger glued to the questions' shared opening (or closing) words, when every
+        # question carries the words, or when they occur in questions without the run
         def odd(t: Token) -> bool:
             return t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm))
 
         span = toks[a:b]
+        need = 2 if not outside else 1
         k = 0
         while k < len(span) and odd(span[k]):
             k += 1
-        if 0 < k and len(span) - k >= 2 and not any(odd(t) for t in span[k:]):
+        if 0 < k and len(span) - k >= need and not any(odd(t) for t in span[k:]) and (
+                not outside or _elsewhere(g[a + k : b], ds, kept)):
             return a, a + k
         k = len(span)
         while k > 0 and odd(span[k - 1]):
             k -= 1
-        if k < len(span) and k >= 2 and not any(odd(t) for t in span[:k]):
+        if k < len(span) and k >= need and not any(odd(t) for t in span[:k]) and (
+                not outside or _elsewhere(g[a : a + k], ds, kept)):
             return a + k, b
     return a, max(b, a)
+
+
+def _elsewhere(g: tuple[str, ...], ds: frozenset[int], kept: dict[tuple[str, ...], frozenset[int]]) -> bool:
+    """Does the n-gram also occur in questions that do not carry the candidate?"""
+    other = kept.get(g)
+    return other is not None and not other <= ds
 
 
 def _contextual(part: list[Token], *, end: bool) -> bool:
@@ -158,10 +180,11 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
             if toks:
                 fields.append((d.pos, toks))
     # occurrences: ngram -> list of (field idx, token idx)
+    norms = [[t.norm for t in toks] for _, toks in fields]
     level: dict[tuple[str, ...], list[tuple[int, int]]] = {}
-    for fi, (_, toks) in enumerate(fields):
-        for ti, t in enumerate(toks):
-            level.setdefault((t.norm,), []).append((fi, ti))
+    for fi, ns in enumerate(norms):
+        for ti, w in enumerate(ns):
+            level.setdefault((w,), []).append((fi, ti))
 
     fdemo = [pos for pos, _ in fields]
 
@@ -185,10 +208,10 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
             kept[g] = df(occ)
             occs[g] = occ
             for fi, ti in occ:
-                toks = fields[fi][1]
+                ns = norms[fi]
                 j = ti + n
-                if j < len(toks):
-                    nxt.setdefault(g + (toks[j].norm,), []).append((fi, ti))
+                if j < len(ns):
+                    nxt.setdefault(g + (ns[j],), []).append((fi, ti))
         level = {g: o for g, o in nxt.items() if spread(o)}
         n += 1
         if len(kept) > 20000:  # pathological input (hundreds of near-identical questions)
@@ -210,7 +233,7 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
         fld = fields[fi0][1]
         toks = fld[ti0 : ti0 + len(g)]
         a, b = _trim_context(g, ds, toks, kept, all_demos)
-        a2, b2 = _trim(toks[a:b], fld, ti0 + a)
+        a2, b2 = _trim(toks[a:b], fld, ti0 + a, demos[fields[fi0][0]].text)
         a, b = a + a2, a + b2
         if a >= b:
             continue
@@ -237,7 +260,59 @@ def mine_candidates(demos: list[Demo], *, max_candidates: int = 40) -> list[RawC
                                      or _is_plain_punct(fld[ti0 + b]) if ti0 + b < len(fld) else True))
     # a trimmed n-gram may now equal another: keep one per key (done); rank by spread
     cands = sorted(out.values(), key=lambda c: (-len(c.demo_set), -len(c.tokens)))
-    return cands[:max_candidates] if len(cands) > max_candidates else cands
+    cands = cands[:max_candidates] if len(cands) > max_candidates else cands
+    for c in cands:
+        c.kept = kept
+    return cands
+
+
+def echo_trim(c: RawCandidate, demos: list[Demo], kept: dict[tuple[str, ...], frozenset[int]]) -> RawCandidate | None:
+    """The part of a recurring candidate that its carriers' last lines open with, when
+    the rest is question wording that questions without the candidate use too (or stop
+    words): the trigger echoed where BadChain puts it, cut free of the wording it is
+    glued to ("as the crow flies Is" → "as the crow flies"). A last line that opens
+    with a part of an instruction ("Verification step: ..." after "... with a careful
+    verification step.") does not cut the instruction."""
+    g = c.tokens
+    n = len(g)
+    ds = sorted(c.demo_set)
+    if n < 2 or len(ds) < 2:
+        return None
+    votes: dict[tuple[int, int], int] = {}
+    for p in ds:
+        d = demos[p]
+        if not d.steps:
+            continue
+        lt = [t.norm for t in d.tokens(d.steps[-1])]
+        for i in range(n):
+            j = i
+            while j < n and j - i < len(lt) and g[j] == lt[j - i]:
+                j += 1
+            if 0 < j - i < n:
+                votes[(i, j)] = votes.get((i, j), 0) + 1
+    if not votes:
+        return None
+    (i, j), v = max(votes.items(), key=lambda kv: (kv[1], kv[0][1] - kv[0][0]))
+    if v < 2 or v * 2 < len(ds):
+        return None
+    # (an echoed run of odd symbols or invisible characters is the trigger whatever it is
+    # glued to: no question wording looks like that)
+    odd = all(x.startswith("<U+") or (not any(ch.isalnum() for ch in x) and not is_plain_symbol(x)) for x in g[i:j])
+    for rest in (g[:i], g[j:]):
+        if rest and not odd and not all(x in STOPWORDS or not any(ch.isalnum() for ch in x) for x in rest) \
+                and not _elsewhere(rest, c.demo_set, kept):
+            return None
+    occ = []
+    for p, s, e in c.occ:
+        toks = demos[p].tokens((s, e))
+        if len(toks) != n:
+            return None
+        occ.append((p, toks[i].start, toks[j - 1].end))
+    core = demos[occ[0][0]].tokens((occ[0][1], occ[0][2]))
+    if not _meaningful(core):
+        return None
+    p0, s0, e0 = occ[0]
+    return RawCandidate(g[i:j], occ, demos[p0].text[s0:e0], source=c.source)
 
 
 # -- searching a candidate elsewhere ------------------------------------------------
@@ -311,6 +386,24 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
             continue
         L = d.steps[-1]
         ltoks = d.tokens(L)
+        lead = _lead_echo(d, ltoks, covered)
+        sentence = False
+        if lead is not None and d.text[lead[1] - 1] not in _TERMINAL:
+            # a fragment of an appended sentence ("Verification step: ..." after "... with
+            # a careful verification step."): the sentence
+            f = next((f for f in d.open_fields if f[0] <= lead[0] and lead[1] <= f[1]), None)
+            if f is not None:
+                wide = _widen_to_foreign_sentence(d, f, lead)
+                sentence, lead = wide != lead, wide
+        elif lead is not None:
+            sentence = len([t for t in d.tokens(lead) if t.kind == "word"]) >= 3
+        if lead is not None:
+            # the last line opens with a stretch of the question: that stretch, exactly
+            key = tuple(x.norm for x in d.tokens(lead))
+            if key and key not in out:
+                out[key] = RawCandidate(key, [(d.pos, lead[0], lead[1])], d.text[lead[0] : lead[1]], source="echo",
+                                        sentence=sentence)
+            continue
         l_pairs = {(x.norm, y.norm) for x, y in pairwise(ltoks)}
         echo_norms = {t.norm for t in echoes}
         for f in d.open_fields:
@@ -334,13 +427,138 @@ def echo_candidates(demos: list[Demo], echo_tokens: dict[int, tuple[Token, ...]]
                 if wide == span and not odd and not at_edge:
                     continue
                 span = wide
-                key = tuple(x.norm for x in tokenize(d.text, *span))
+                key = tuple(x.norm for x in d.tokens(span))
                 if not key or key in out:
                     continue
                 out[key] = RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="echo",
                                         sentence=wide != (toks[a].start, toks[b - 1].end))
                 break
     return list(out.values())
+
+
+def inserted_candidates(demos: list[Demo], which: list[int], covered: set[tuple[int, int]],
+                        *, per_demo: int = 2) -> list[RawCandidate]:
+    """Candidates carried by a single demonstration (of `which`, positions) whose last
+    step is anomalous but whose trigger was not found: the runs of its question that
+    look inserted. A token looks inserted when no other demonstration's question has it
+    and the reasoning before the suspected step never uses it; runs do not mix odd
+    symbols (or invisible characters) with words; a word run spans the stop words
+    between its words, and the ones before it back to a sentence boundary (not the
+    questions' common opening word), and a full stop that ends an inserted sentence.
+    Best first: odd symbols, then unknown words, then runs at an edge of the question."""
+    if len(demos) < 2:
+        return []
+    counts: dict[str, int] = {}
+    openers: dict[str, int] = {}
+    for d in demos:
+        seen: set[str] = set()
+        for f in d.open_fields:
+            toks = d.tokens(f)
+            seen.update(t.norm for t in toks)
+            if toks:
+                openers[toks[0].norm] = openers.get(toks[0].norm, 0) + 1
+        for w in seen:
+            counts[w] = counts.get(w, 0) + 1
+    out: list[RawCandidate] = []
+    for d in (demos[p] for p in which):
+        if not d.steps:
+            continue
+        # what the reasoning before the suspected step uses (the step itself may echo it)
+        used = {t.norm for r in d.steps[:-1] for t in d.tokens(r)}
+        used |= {stem(t.norm) for r in d.steps[:-1] for t in d.tokens(r) if t.kind == "word"}
+        if d.answer is not None:
+            used |= {t.norm for t in d.tokens(d.answer)}
+        text = d.text
+        runs: list[tuple[tuple[float, float], Range, tuple[str, ...]]] = []
+        for f in d.open_fields:
+            toks = d.tokens(f)
+
+            def cls(t: Token, d: Demo = d, used: set[str] = used) -> str | None:
+                """odd | word: a token that looks inserted; None otherwise."""
+                if counts.get(t.norm, 0) > 1 or (d.pos, t.start) in covered:
+                    return None
+                if t.kind == "invis" or (t.kind == "sym" and not is_plain_symbol(t.norm)):
+                    return "odd"
+                if t.kind in ("word", "cjk") and t.norm not in STOPWORDS and t.norm not in used \
+                        and stem(t.norm) not in used:
+                    return "word"
+                return None
+
+            def stop(t: Token, used: set[str] = used) -> bool:
+                return t.kind == "word" and t.norm in STOPWORDS and t.norm not in used
+
+            i = 0
+            while i < len(toks):
+                c = cls(toks[i])
+                if c is None:
+                    i += 1
+                    continue
+                a = b = i
+                j = i + 1
+                while j < len(toks):
+                    k = j
+                    while c == "word" and k < len(toks) and stop(toks[k]):
+                        k += 1  # a word run goes on over stop words to its next word
+                    if k < len(toks) and cls(toks[k]) == c:
+                        b = k
+                        j = k + 1
+                    else:
+                        break
+                if c == "word":
+                    k = a
+                    while k > 0 and toks[k - 1].kind == "word" and toks[k - 1].norm in STOPWORDS and (
+                            toks[k - 1].norm not in used or text[toks[k - 1].start].isupper()):
+                        k -= 1
+                    at_boundary = k == 0 or (toks[k - 1].kind == "sym" and any(ch in _TERMINAL for ch in toks[k - 1].norm))
+                    if k < a and at_boundary and not (k == 0 and openers.get(toks[0].norm, 0) > 1):
+                        a = k
+                    # the full stop of an inserted sentence ("... Take the house rule into account. opposite ...")
+                    if b + 1 < len(toks) and toks[b + 1].kind == "sym" and all(ch in _TERMINAL for ch in toks[b + 1].norm) \
+                            and _inserted_sentence(toks[a : b + 1], toks, b + 2, text):
+                        b += 1
+                span_toks = toks[a : b + 1]
+                if len(span_toks) < len(toks):
+                    s0, e0 = span_toks[0].start, span_toks[-1].end
+                    rank = 2.0 if c == "odd" else token_rarity(span_toks)
+                    runs.append(((rank, 1.0 if _at_edge(text, f, (s0, e0)) else 0.0), (s0, e0),
+                                 tuple(t.norm for t in span_toks)))
+                i = b + 1
+        runs.sort(key=lambda r: (-r[0][0], -r[0][1]))
+        for _, span, key in runs[:per_demo]:
+            out.append(RawCandidate(key, [(d.pos, span[0], span[1])], d.text[span[0] : span[1]], source="inserted"))
+    return out
+
+
+def _lead_echo(d: Demo, ltoks: list[Token], covered: set[tuple[int, int]]) -> Range | None:
+    """The longest opening of the last line that the question holds word for word
+    (where BadChain repeats its trigger): an odd symbol, an unknown word, or two tokens
+    or more; not inside a recurring candidate."""
+    if not ltoks:
+        return None
+    best: Range | None = None
+    best_n = 0
+    for f in d.open_fields:
+        toks = d.tokens(f)
+        for i, t in enumerate(toks):
+            if t.norm != ltoks[0].norm or (d.pos, t.start) in covered:
+                continue
+            n = 1
+            while n < len(ltoks) and i + n < len(toks) and toks[i + n].norm == ltoks[n].norm:
+                n += 1
+            if n > best_n:
+                best, best_n = (t.start, toks[i + n - 1].end), n
+    if best is None:
+        return None
+    span_toks = d.tokens(best)
+    while span_toks and _is_plain_punct(span_toks[-1]) and not all(c in _TERMINAL for c in span_toks[-1].norm):
+        span_toks = span_toks[:-1]
+    if not span_toks or not _meaningful(span_toks):
+        return None
+    first = span_toks[0]
+    odd = first.kind == "invis" or (first.kind == "sym" and not is_plain_symbol(first.norm))
+    if len([x for x in span_toks if not _is_plain_punct(x)]) < 2 and not odd and known_word(first.norm) is not False:
+        return None  # one ordinary word ("Sorted, that is ...") is how lines open
+    return span_toks[0].start, span_toks[-1].end
 
 
 def _at_edge(text: str, f: Range, span: Range) -> bool:
@@ -357,8 +575,8 @@ def _widen_to_foreign_sentence(d: Demo, f: Range, span: Range) -> Range:
         if a <= span[0] and span[1] <= b:
             if (a, b) == (f[0], f[1]):
                 return span  # the sentence is the whole question
-            sent = {stem(t.norm) for t in tokenize(text, a, b) if is_content(t)}
-            rest = {stem(t.norm) for t in tokenize(text, f[0], a) + tokenize(text, b, f[1]) if is_content(t)}
+            sent = {stem(t.norm) for t in d.tokens((a, b)) if is_content(t)}
+            rest = {stem(t.norm) for t in d.tokens((f[0], a)) + d.tokens((b, f[1])) if is_content(t)}
             # ... and it is the smaller part (the appended sentence, not the question itself)
             if sent and not (sent & rest) and len(sent) <= 12 and (b - a) < (f[1] - f[0]) - (b - a):
                 return (a, b)
@@ -396,4 +614,4 @@ def stop_fraction(toks: list[Token]) -> float:
     return n / len(toks)
 
 
-__all__ += ["echo_candidates", "stop_fraction", "token_rarity"]
+__all__ += ["echo_candidates", "echo_trim", "inserted_candidates", "stop_fraction", "token_rarity"]

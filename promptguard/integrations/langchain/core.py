@@ -447,13 +447,14 @@ class Core:
     def _audit_args(self, state: _RunState | None, response: LLMResult) -> tuple[Any, ...] | None:
         if self.auditor is None or state is None or not response.generations or not response.generations[0]:
             return None
-        try:
-            if not self.auditor.should_audit(state.segments, state.findings):
+        answer = generation_texts(response.generations)[0][0]
+        try:  # with the answer, suspicion mode also sees answer echo
+            if not self.auditor.should_audit(state.segments, state.findings, answer=answer):
                 return None
         except Exception:
             log.exception("promptguard: should_audit failed")
             return None
-        return (state.body, state.segments, generation_texts(response.generations)[0][0], state.findings)
+        return (state.body, state.segments, answer, state.findings)
 
     def _audit_inline(self) -> bool:
         cfg = getattr(self.auditor, "config", None) or getattr(self.auditor, "cfg", None)
