@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -56,3 +57,15 @@ def window_embeddings(texts: list[str], embedder, tag: str = "") -> tuple[list[l
         out.append(vecs[i : i + len(ws)])
         i += len(ws)
     return wins, out
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of k successes in n: small sets get an
+    interval, not only a rate."""
+    if not n:
+        return (0.0, 0.0)
+    ph = k / n
+    d = 1 + z * z / n
+    c = (ph + z * z / (2 * n)) / d
+    h = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))

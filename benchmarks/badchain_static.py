@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import statistics
 import sys
@@ -59,6 +58,7 @@ def _code_path() -> Path:
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(_code_path()))
 
+from _common import wilson as _wilson
 from badchain_domains import HELD_OUT_STEP_KINDS, clean_files, poisoned_files
 from demo_corpus import (
     Prompt,
@@ -132,16 +132,6 @@ def check_file(p: Prompt, det: DemonstrationsDetector) -> dict:
             "wall_ms": wall, "cpu_ms": cpu, "domain": p.domain, "step_kind": p.step_kind,
             "held_out": p.step_kind in HELD_OUT_STEP_KINDS, "trigger_form": p.trigger_form,
             "parsed_demos": len(demos), "n_demos": p.n_demos}
-
-
-def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if not n:
-        return (0.0, 0.0)
-    ph = k / n
-    d = 1 + z * z / n
-    c = (ph + z * z / (2 * n)) / d
-    h = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
 
 
 def aggregate(recs: list[dict]) -> dict:

@@ -1,22 +1,35 @@
 """OpenAI message content → text: the one definition every reader and writer uses.
 
-A message's `content` is a string, or a list of parts of which only `{"type": "text"}`
-parts carry text; their texts are joined by a blank line. Segment offsets into a
-message with content parts are offsets into this joined text, so parsing, sanitizing,
-answer reading and the backends must all agree on it.
+A message's `content` is a string, or a list of parts. The parts that carry text are
+`{"type": "text" | "input_text" | "output_text", "text": ...}` and
+`{"type": "refusal", "refusal": ...}` (the model reads them all); their texts are
+joined by a blank line. Segment offsets into a message with content parts are offsets
+into this joined text, so parsing, sanitizing, answer reading and the backends must all
+agree on it. Other parts (images, audio, files) are read elsewhere, by field
+(`parsing/openai.py`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["PART_SEP", "content_text", "message_text", "is_text_part"]
+__all__ = ["PART_SEP", "TEXT_PARTS", "content_text", "message_text", "is_text_part", "part_text_key"]
 
 PART_SEP = "\n\n"
+# part type → the key that holds its text
+TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
+
+
+def part_text_key(part: Any) -> str | None:
+    """The key holding a text part's text (`text`, `refusal`); None for other parts."""
+    if not isinstance(part, dict):
+        return None
+    kind = part.get("type")
+    return TEXT_PARTS.get(kind) if isinstance(kind, str) else None
 
 
 def is_text_part(part: Any) -> bool:
-    return isinstance(part, dict) and part.get("type") == "text"
+    return part_text_key(part) is not None
 
 
 def content_text(content: Any) -> str:
@@ -24,7 +37,12 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return PART_SEP.join(p.get("text", "") for p in content if is_text_part(p) and isinstance(p.get("text", ""), str))
+        texts = []
+        for p in content:
+            key = part_text_key(p)
+            if key is not None and isinstance(p.get(key, ""), str):
+                texts.append(p.get(key, ""))
+        return PART_SEP.join(texts)
     return ""
 
 

@@ -65,6 +65,9 @@ class Finding:
     prompt: int = 0
     # Detector-specific structured evidence (nearest attack, trigger occurrences, ...).
     details: dict[str, Any] = field(default_factory=dict)
+    # The segment's provenance (`Segment.source`: "tools:search", "name", ...), which
+    # policy thresholds may match (`Threshold.sources`).
+    source: str | None = None
 
     @classmethod
     def on(
@@ -95,6 +98,7 @@ class Finding:
             span=span,
             prompt=segment.prompt,
             details=dict(details or {}),
+            source=segment.source,
         )
 
     @property
@@ -120,6 +124,8 @@ class Finding:
             if loc is not None:
                 d["span"] = [loc.start, loc.end]
                 d["message_index"] = loc.message_index
+                if loc.field:
+                    d["field"] = loc.field_name
         if self.prompt:
             d["prompt"] = self.prompt
         if self.details:

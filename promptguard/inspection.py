@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generator, Protocol, Sequence, TypeVar, runtime_checkable
 
 from .findings import Finding
-from .guard import Guard, GuardResult
+from .guard import Guard, GuardResult, apply_limit
+from .limits import Budget
 from .parsing.errors import ParseError
 from .policy import Action, Decision
-from .segments import Segment
+from .segments import Segment, SegmentKind
 
 __all__ = ["Shape", "Inspection", "Inspector", "finding_json", "Observer"]
 
@@ -193,12 +194,15 @@ class Inspector:
 
     def __init__(self, guard: Guard, *, observe: Observer | None = None,
                  inline_detectors: frozenset[str] | set[str] = frozenset(), inline_max_chars: int = 20_000,
-                 raise_failures: bool = False):
+                 raise_failures: bool = False, limits: bool = True):
         self.guard = guard
         self.policy = guard.policy
         self.observe = observe
         # the scanner reports a file it could not check as an error instead of deciding it
         self.raise_failures = raise_failures
+        # the policy's `limits:` bound the work of a check that someone waits for (a request);
+        # an offline scan of a prompt library reads every file whole
+        self.limits = limits
         detectors = getattr(guard, "detectors", [])
         self._inline_names = frozenset(inline_detectors)
         self._inline = bool(detectors) and all(d.name in self._inline_names for d in detectors)
@@ -212,9 +216,11 @@ class Inspector:
         """An inspector over the same detector instances, only those named (`*`: all):
         the answer checks."""
         guard = self.guard if "*" in names else Guard(
-            self.policy, detectors=[d for d in self.guard.detectors if d.name in names])
+            self.policy, detectors=[d for d in self.guard.detectors if d.name in names],
+            face=getattr(self.guard, "face", "api"))
         return Inspector(guard, observe=self.observe, inline_detectors=self._inline_names,
-                         inline_max_chars=self.inline_max_chars)
+                         inline_max_chars=self.inline_max_chars, raise_failures=self.raise_failures,
+                         limits=self.limits)
 
     # -- the step, once ------------------------------------------------------------------
     def _flow(self, shape: Shape, value: Any, stage: str) -> _Flow:
@@ -228,12 +234,44 @@ class Inspector:
         if not segments:
             decision = Decision(action=Action.ALLOW, checks=[d.name for d in getattr(self.guard, "detectors", [])])
             return Inspection(shape, value, stage, decision, output=value, seconds=time.perf_counter() - t0)
-        result = yield segments
+        checked, over = self._within_limit(segments)
+        if over is not None and not checked:  # on_limit: block: nothing is read
+            decision = Decision(action=Action.ALLOW)
+            apply_limit(decision, self.policy, over)
+            return Inspection(shape, value, stage, decision, segments, output=value,
+                              seconds=time.perf_counter() - t0)
+        result = yield checked
+        if over is not None:
+            apply_limit(result.decision, self.policy, over)
         insp = Inspection(shape, value, stage, result.decision, segments, result, output=value)
         if result.action is Action.SANITIZE and result.edits and shape.write is not None:
             yield from self._rewrite(insp)
         insp.seconds = time.perf_counter() - t0
         return insp
+
+    def _within_limit(self, segments: list[Segment]) -> tuple[list[Segment], str | None]:
+        """The segments a check may read under `limits.max_text_bytes`, and why not all
+        (None when all fit). With `on_limit: block` none are read when they do not all
+        fit; with `flag`, the first ones that fit."""
+        limit = self.policy.limits.max_text_bytes
+        if not self.limits:
+            return segments, None
+        chars = sum(len(s.text) for s in segments)
+        if chars * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+            return segments, None
+        sizes = [len(s.text.encode("utf-8", "surrogatepass")) for s in segments]
+        total = sum(sizes)
+        if total <= limit:
+            return segments, None
+        why = f"limits: {total} bytes of text to check, above max_text_bytes ({limit})"
+        if self.policy.limits.on_limit == "block":
+            return [], why
+        kept, used = [], 0
+        for seg, n in zip(segments, sizes):
+            if used + n <= limit:
+                kept.append(seg)
+                used += n
+        return kept, why + f"; {used} bytes were checked"
 
     def _rewrite(self, insp: Inspection) -> Generator[Sequence[Segment], GuardResult, None]:
         """Apply the edits to the value, then check what the rewrite leaves: it must not
@@ -258,28 +296,59 @@ class Inspector:
         insp.output = output
 
     # -- the drivers: sync and async -------------------------------------------------------
-    def inspect(self, shape: Shape, value: Any, stage: str = INBOUND) -> Inspection:
-        return drive(self._flow(shape, value, stage), lambda segments: self._check(segments, stage))
+    def inspect(self, shape: Shape, value: Any, stage: str = INBOUND, *, reference: Sequence[Segment] = (),
+                budget: Budget | None = None) -> Inspection:
+        """Inspect `value`. `reference`: segments the answer detectors read but do not
+        check (see `reference_segments`); `budget`: the check's deadline and stop switch
+        (default: the policy's `limits.check_timeout_s`)."""
+        budget = budget or self._default_budget()
+        return drive(self._flow(shape, value, stage),
+                     lambda segments: self._check(segments, stage, reference, budget))
 
-    async def ainspect(self, shape: Shape, value: Any, stage: str = INBOUND) -> Inspection:
-        return await adrive(self._flow(shape, value, stage), lambda segments: self._acheck(segments, stage))
+    async def ainspect(self, shape: Shape, value: Any, stage: str = INBOUND, *,
+                       reference: Sequence[Segment] = (), budget: Budget | None = None) -> Inspection:
+        budget = budget or self._default_budget()
+        return await adrive(self._flow(shape, value, stage),
+                            lambda segments: self._acheck(segments, stage, reference, budget))
 
-    def _check(self, segments: Sequence[Segment], stage: str) -> GuardResult:
+    def budget(self, cancel: Any = None) -> Budget:
+        """A budget for one check under the policy's limits (`cancel`: a threading.Event
+        that stops it, e.g. when the client goes away)."""
+        return Budget(self.policy.limits.check_timeout_s if self.limits else None, cancel)
+
+    def _default_budget(self) -> Budget | None:
+        return self.budget() if self.limits else None
+
+    @staticmethod
+    def _options(reference: Sequence[Segment], budget: Budget | None) -> dict[str, Any]:
+        """The guard's keyword arguments that are in use (a guard-like object without
+        them still works where they are not)."""
+        out: dict[str, Any] = {}
+        if reference:
+            out["reference"] = reference
+        if budget is not None:
+            out["budget"] = budget
+        return out
+
+    def _check(self, segments: Sequence[Segment], stage: str, reference: Sequence[Segment] = (),
+               budget: Budget | None = None) -> GuardResult:
         t0 = time.perf_counter()
         try:
-            result = self.guard.check(segments)
+            result = self.guard.check(segments, **self._options(reference, budget))
         except Exception as e:  # noqa: BLE001 - decided by the policy's on_error
             result = self._failed(segments, e)
         self._observe(stage, result, t0)
         return result
 
-    async def _acheck(self, segments: Sequence[Segment], stage: str) -> GuardResult:
+    async def _acheck(self, segments: Sequence[Segment], stage: str, reference: Sequence[Segment] = (),
+                      budget: Budget | None = None) -> GuardResult:
         t0 = time.perf_counter()
         try:
+            options = self._options(reference, budget)
             if self._inline and sum(len(s.text) for s in segments) <= self.inline_max_chars:
-                result = self.guard.check(segments)
+                result = self.guard.check(segments, **options)
             else:
-                result = await self.guard.acheck(segments)
+                result = await self.guard.acheck(segments, **options)
         except Exception as e:  # noqa: BLE001 - decided by the policy's on_error
             result = self._failed(segments, e)
         self._observe(stage, result, t0)
@@ -297,6 +366,15 @@ class Inspector:
                 self.observe(stage, result, time.perf_counter() - t0)
             except Exception:  # noqa: BLE001 - metrics must not change a decision
                 log.exception("inspection observer failed")
+
+
+def reference_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """What an answer check reads as reference (never checks): the request's segments
+    other than answers (instruction, query, context, examples), so that the
+    exfiltration detector can tell conversation text in a URL and a repeated system
+    prompt. Answer segments of the request are left out: their keys could be taken
+    for the answer's own."""
+    return [s for s in segments if s.kind is not SegmentKind.ANSWER]
 
 
 # -- the answer audit, folded into the inspection of the answer (every face) --------------
@@ -335,4 +413,5 @@ def audit_failed(answer: Inspection, error: BaseException, policy: Any) -> None:
     answer.refresh()
 
 
-__all__ += ["audit_summary", "fold_audit", "audit_failed", "INBOUND", "OUTBOUND", "drive", "adrive", "advance"]
+__all__ += ["audit_summary", "fold_audit", "audit_failed", "INBOUND", "OUTBOUND", "drive", "adrive", "advance",
+            "reference_segments"]

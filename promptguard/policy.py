@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from .audit.config import AuditConfig
 from .findings import Finding
+from .limits import Limits
 from .segments import SegmentKind
 from .yamlutil import load_yaml_file, load_yaml_text
 
@@ -76,8 +77,9 @@ FindingSource = Annotated[str, AfterValidator(_finding_source)]
 class Threshold(BaseModel):
     """When a finding is flagged and when it is acted on.
 
-    The most specific matching entry applies: one naming detector, rule and kinds
-    beats one naming fewer of them.
+    The most specific matching entry applies: one naming detector, rule, sources and
+    kinds beats one naming fewer of them (detector, then rule, then sources, then kinds
+    weigh most).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +87,8 @@ class Threshold(BaseModel):
     detector: FindingSource | None = None
     rule: str | None = None  # glob: "PG-EXF-*"
     kinds: list[SegmentKind] | None = None
+    # globs on the segment's source (`tools:*`, `response_format`, `name`, `tool:search`, ...)
+    sources: list[str] | None = None
     flag_at: float = Field(default=0.5, ge=0.0, le=1.0)
     act_at: float = Field(default=0.85, ge=0.0, le=1.0)
     action: Literal["block", "sanitize", "flag"] = "block"
@@ -104,11 +108,14 @@ class Threshold(BaseModel):
             return False
         if self.kinds is not None and f.segment_kind not in self.kinds:
             return False
+        if self.sources is not None and not any(fnmatch.fnmatchcase(f.source or "", p) for p in self.sources):
+            return False
         return True
 
     @property
     def specificity(self) -> int:
-        return (self.detector is not None) * 4 + (self.rule is not None) * 2 + (self.kinds is not None)
+        return ((self.detector is not None) * 8 + (self.rule is not None) * 4 + (self.sources is not None) * 2
+                + (self.kinds is not None))
 
     def action_for(self, score: float) -> Action:
         if score >= self.act_at:
@@ -119,10 +126,15 @@ class Threshold(BaseModel):
 
 
 class DetectorConfig(BaseModel):
-    """Options for one detector; everything but `enabled` goes to its factory."""
+    """Options for one detector; everything but `enabled` and `skip_trusted` goes to its
+    factory."""
 
     model_config = ConfigDict(extra="allow")
     enabled: bool = True
+    # The guard hands this detector only the segments that are not trusted (see
+    # `TrustSection`): for detectors that look for injected instructions and have nothing
+    # to say about the application's own text.
+    skip_trusted: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -143,6 +155,10 @@ class ProxySection(BaseModel):
     # references): `flag` (default; the record says what was not checked), `block`, or
     # `allow` (the record still says it).
     unseen_context: Literal["allow", "flag", "block"] = "flag"
+    # The longest the proxy waits for the upstream's whole answer (headers, body, every
+    # event of a stream), whatever the per-read timeout: a trickling upstream cannot hold
+    # a request longer than this. Past it: 504, or a stream ends with an error event.
+    upstream_deadline_s: float = Field(default=600.0, gt=0)
 
 
 # What checks answers when neither the policy nor the face says: the detectors written for
@@ -154,6 +170,40 @@ def answer_detector_names(policy: "Policy", default: Sequence[str] = DEFAULT_ANS
     """The detectors that check answers under `policy` (see `ProxySection`)."""
     names = policy.proxy.answer_detectors
     return list(default if names is None else names)
+
+
+# The faces a guard can serve, and which segment kinds each trusts when the policy's
+# `trust:` section does not say: the scanner vets text someone else wrote (a prompt library:
+# system prompts included), the proxy, the LangChain integration and a Guard called from an
+# application's own code (`api`) trust that application's system prompt.
+FACE_TRUST_DEFAULTS: dict[str, tuple[SegmentKind, ...]] = {
+    "scanner": (),
+    "proxy": (SegmentKind.INSTRUCTION,),
+    "langchain": (SegmentKind.INSTRUCTION,),
+    "api": (SegmentKind.INSTRUCTION,),
+}
+FACES = tuple(FACE_TRUST_DEFAULTS)
+
+
+class TrustSection(BaseModel):
+    """The policy's `trust:` section: per face, the segment kinds whose text is the
+    application's own. Trusted text is checked only for what is wrong anywhere (invisible
+    Unicode, homoglyphs, encoded payloads); rules marked `untrusted_only` and detectors
+    with `skip_trusted` leave it alone. Unset: the face's default (`FACE_TRUST_DEFAULTS`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scanner: list[SegmentKind] | None = None
+    proxy: list[SegmentKind] | None = None
+    langchain: list[SegmentKind] | None = None
+    api: list[SegmentKind] | None = None
+
+    def kinds(self, face: str) -> frozenset[SegmentKind]:
+        if face not in FACE_TRUST_DEFAULTS:
+            raise ValueError(f"unknown face {face!r}; known: {', '.join(FACES)}")
+        kinds = getattr(self, face)
+        return frozenset(FACE_TRUST_DEFAULTS[face] if kinds is None else kinds)
 
 
 class Policy(BaseModel):
@@ -172,6 +222,9 @@ class Policy(BaseModel):
     # The answer audit (promptguard.audit; off unless the section says otherwise).
     audit: AuditConfig = Field(default_factory=lambda: AuditConfig(mode="off"))
     proxy: ProxySection = Field(default_factory=lambda: ProxySection())
+    trust: TrustSection = Field(default_factory=lambda: TrustSection())
+    # bounds on the work of one check, in every face (promptguard.limits)
+    limits: Limits = Field(default_factory=lambda: Limits())
 
     @field_validator("audit", mode="before")
     @classmethod
@@ -181,6 +234,10 @@ class Policy(BaseModel):
 
     # Where relative paths in the policy (rule sets, artifacts) are resolved from.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def trusted_kinds(self, face: str = "api") -> frozenset[SegmentKind]:
+        """The segment kinds `face` trusts under this policy (see `TrustSection`)."""
+        return self.trust.kinds(face)
 
     def threshold_for(self, f: Finding) -> Threshold:
         best: Threshold | None = None
@@ -284,4 +341,4 @@ def policy_from_text(text: str, base_dir: Path | None = None, name: str = "<stri
 
 
 __all__ += ["policy_from_text", "DetectorConfig", "ProxySection", "answer_detector_names", "FACE_FINDINGS",
-            "DEFAULT_ANSWER_DETECTORS"]
+            "DEFAULT_ANSWER_DETECTORS", "TrustSection", "FACES", "FACE_TRUST_DEFAULTS"]

@@ -15,10 +15,11 @@ from typing import Any, Sequence
 
 from .content import PART_SEP as _PART_SEP
 from .content import is_text_part as _is_text_part
-from .content import message_text
-from .segments import Segment
+from .content import message_text, part_text_key
+from .segments import FieldPath, Segment, field_name
 
-__all__ = ["Edit", "apply_to_text", "apply_to_messages", "message_text", "REMOVED_TOOL_CONTENT"]
+__all__ = ["Edit", "apply_to_text", "apply_to_messages", "apply_to_fields", "message_text", "REMOVED_TOOL_CONTENT",
+           "Unwritable"]
 
 
 @dataclass(frozen=True)
@@ -44,24 +45,41 @@ class Edit:
         return f"{verb} {old!r} in {where}: {self.reason}".rstrip(": ")
 
 
-# (message_index, start, end, replacement); message_index None means the whole text
-_Range = tuple[int | None, int, int, str]
+# (message_index, field, start, end, replacement, is_drop): message_index None is the
+# whole text (or, with a field, the request body); field () is the main text
+_Range = tuple[int | None, FieldPath, int, int, str, bool]
 
 # What a tool result whose whole content was dropped says instead: the message
 # itself must stay, or the assistant's tool call would be left without its answer.
 REMOVED_TOOL_CONTENT = "[content removed by promptguard]"
+# what a field holds once its whole text is dropped (tool-call arguments stay JSON)
+_EMPTY_FIELD = {"arguments": "{}"}
 
 _AFTER_DROP = re.compile(r"[ \t]*(?:\r?\n){0,2}")
 
 
+class Unwritable(ValueError):
+    """An edit that cannot be written back into the value it was read from (a decoded
+    view of a field, a range that maps to no source character). Writers raise it
+    rather than forward the value unchanged; the inspection step then fails closed."""
+
+
 def _ranges(edit: Edit) -> list[_Range]:
     seg = edit.segment
+    where = f"{seg.kind.value}[{seg.index}]"
     if edit.drops_segment:
-        return [(a.message_index, a.source_start, a.source_start + a.length, "") for a in seg.anchors]
+        for a in seg.anchors:
+            if not a.exact:
+                raise Unwritable(f"{where}: cannot remove {field_name(a.field) or 'the text'}: "
+                                 "it was checked in decoded form")
+        return [(a.message_index, a.field, a.source_start, a.source_start + a.length, "", True)
+                for a in seg.anchors]
     loc = seg.locate(edit.start or 0, edit.end)
     if loc is None:
-        return []
-    return [(loc.message_index, loc.start, loc.end, edit.replacement)]
+        raise Unwritable(f"{where}: the edit at {edit.start} maps to no source text")
+    if not loc.exact:
+        raise Unwritable(f"{where}: cannot edit {loc.field_name}: it was checked in decoded form")
+    return [(loc.message_index, loc.field, loc.start, loc.end, edit.replacement, False)]
 
 
 def _disjoint(ranges: list[tuple[int, int, str, bool]]) -> list[tuple[int, int, str, bool]]:
@@ -94,18 +112,13 @@ def _apply(text: str, ranges: list[tuple[int, int, str, bool]]) -> str:
     return text
 
 
-def _flat(edits: Sequence[Edit], prompt: int | None) -> list[tuple[int | None, int, int, str, bool]]:
-    flat = [
-        (mi, s, e, r, ed.drops_segment)
-        for ed in edits
-        if prompt is None or ed.segment.prompt == prompt
-        for mi, s, e, r in _ranges(ed)
-    ]
-    drops = [f for f in flat if f[4]]
+def _flat(edits: Sequence[Edit], prompt: int | None) -> list[_Range]:
+    flat = [r for ed in edits if prompt is None or ed.segment.prompt == prompt for r in _ranges(ed)]
+    drops = [f for f in flat if f[5]]
     # replacements inside a dropped range are moot
     return drops + [
         f for f in flat
-        if not f[4] and not any(d[0] == f[0] and d[1] <= f[1] and f[2] <= d[2] for d in drops)
+        if not f[5] and not any(d[0] == f[0] and d[1] == f[1] and d[2] <= f[2] and f[3] <= d[3] for d in drops)
     ]
 
 
@@ -115,7 +128,7 @@ def apply_to_text(text: str, edits: Sequence[Edit], prompt: int | None = None) -
     With several prompts parsed together (a completion request's list, a JSONL
     file), pass `prompt` to apply only the edits of that prompt's segments.
     """
-    return _apply(text, [(s, e, r, d) for _, s, e, r, d in _flat(edits, prompt)])
+    return _apply(text, [(s, e, r, d) for _, fld, s, e, r, d in _flat(edits, prompt) if not fld])
 
 
 def _covered(text: str, ranges: list[tuple[int, int, str, bool]]) -> bool:
@@ -158,10 +171,11 @@ def _apply_to_parts(msg: dict[str, Any], ranges: list[tuple[int, int, str, bool]
     new: list[Any] = []
     pos = 0
     for part in msg["content"]:
-        if not _is_text_part(part):
+        key = part_text_key(part)
+        if key is None:
             new.append(part)
             continue
-        t = part.get("text", "")
+        t = part.get(key, "")
         start, end = pos, pos + len(t)
         pos = end + len(_PART_SEP)
         mine = []
@@ -176,7 +190,7 @@ def _apply_to_parts(msg: dict[str, Any], ranges: list[tuple[int, int, str, bool]
         text = _apply(t, mine)
         if not text.strip() and any(d for *_, d in mine):
             continue
-        new.append({**part, "text": text})
+        new.append({**part, key: text})
     msg["content"] = new
 
 
@@ -185,13 +199,21 @@ def apply_to_messages(
 ) -> list[dict[str, Any]]:
     """Apply edits to OpenAI-style messages; other fields (name, tool_calls, image
     parts, ...) are kept. A message whose whole text is dropped goes, unless it must
-    stay (see `_keeps_message`): then only its text goes."""
+    stay (see `_keeps_message`): then only its text goes. Edits of a message's other
+    fields (`name`, a tool call's `arguments`, ...) are applied to those fields."""
     out = copy.deepcopy(list(messages))
     per_msg: dict[int, list[tuple[int, int, str, bool]]] = {}
-    for mi, s, e, r, is_drop in _flat(edits, prompt):
+    fields: dict[int, list[_Range]] = {}
+    for r in _flat(edits, prompt):
+        mi = r[0]
         if mi is None or not 0 <= mi < len(out):
             continue
-        per_msg.setdefault(mi, []).append((s, e, r, is_drop))
+        if r[1]:
+            fields.setdefault(mi, []).append(r)
+        else:
+            per_msg.setdefault(mi, []).append(r[2:])
+    for mi, frs in fields.items():
+        _apply_fields(out[mi], frs)
     gone: set[int] = set()
     for mi, ranges in per_msg.items():
         msg = out[mi]
@@ -205,3 +227,41 @@ def apply_to_messages(
         else:
             msg["content"] = _apply(message_text(msg), ranges)
     return [m for i, m in enumerate(out) if i not in gone]
+
+
+def apply_to_fields(value: dict[str, Any], edits: Sequence[Edit], prompt: int | None = None,
+                    *, message_index: int | None = None, any_message: bool = False) -> dict[str, Any]:
+    """Apply the edits of string fields (`Anchor.field`) to a JSON object: those of the
+    object itself (`message_index` None: a request body's `tools`, `suffix`, ...), or,
+    with `any_message`, every field edit whatever its message (one answer message).
+    Returns a new object; the top-level values it changes are copies."""
+    ranges = [r for r in _flat(edits, prompt) if r[1] and (any_message or r[0] == message_index)]
+    if not ranges:
+        return value
+    out = dict(value)
+    for top in {r[1][0] for r in ranges}:
+        if top in out:
+            out[top] = copy.deepcopy(out[top])
+    _apply_fields(out, ranges)
+    return out
+
+
+def _apply_fields(obj: Any, ranges: Sequence[_Range]) -> None:
+    """Apply ranges to the string fields they name, in place."""
+    by_field: dict[FieldPath, list[tuple[int, int, str, bool]]] = {}
+    for r in ranges:
+        by_field.setdefault(r[1], []).append(r[2:])
+    for path, rs in by_field.items():
+        parent: Any = obj
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            text = parent[path[-1]]
+        except (KeyError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):
+            raise Unwritable(f"field {field_name(path)} is not a string of the value")
+        new = _apply(text, list(rs))
+        if not new.strip() and any(d for *_, d in rs):
+            new = _EMPTY_FIELD.get(str(path[-1]), "")
+        parent[path[-1]] = new

@@ -20,6 +20,8 @@ __all__ = [
     "Segment",
     "Location",
     "SegmentBuilder",
+    "FieldPath",
+    "field_name",
 ]
 
 
@@ -35,16 +37,30 @@ class SegmentKind(str, enum.Enum):
         return self.value
 
 
+# A path to a string inside a JSON value: keys and list positions, e.g.
+# ("tools", 0, "function", "description"). Empty: the anchor's main text (below).
+FieldPath = tuple[str | int, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Anchor:
     """Maps `length` characters of the segment text, starting at `offset`, to
     `source_start` in a message's content (`message_index`) or, when
-    `message_index` is None, in the whole source text (a prompt string or file)."""
+    `message_index` is None, in the whole source text (a prompt string or file).
+
+    With a `field` path the characters come from that string field instead: of the
+    message `message_index` (a message's `name`, a tool call's `arguments`), or, when
+    `message_index` is None, of the request body itself (`tools`, `response_format`,
+    `suffix`, ...). `exact` is False when the segment text is a decoded view of the
+    field (a percent-encoded URL, a JSON string with escapes): offsets do not map, so
+    an edit there cannot be written back (the writers refuse it; the request blocks)."""
 
     offset: int
     length: int
     message_index: int | None
     source_start: int
+    field: FieldPath = ()
+    exact: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +88,17 @@ class Location:
     message_index: int | None
     start: int
     end: int
+    field: FieldPath = ()
+    exact: bool = True
+
+    @property
+    def field_name(self) -> str:
+        """The field path as text (`tool_calls/0/function/arguments`); empty for the main text."""
+        return field_name(self.field)
+
+
+def field_name(path: FieldPath) -> str:
+    return "/".join(str(p) for p in path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +113,11 @@ class Segment:
     prompt: int = 0
     # Free-form provenance: "system", "tool:search", "retriever", "file", ...
     source: str | None = None
+    # Whether the text is the application's own (trusted) or someone else's: a prompt
+    # library, a user, a retrieved document. None until the guard applies the policy's
+    # trust setting for its face (`Policy.trusted_kinds`); a face that knows better may
+    # set it first, and the guard keeps it. Detectors read it as a bool.
+    trusted: bool | None = None
 
     # -- demonstration parts -------------------------------------------------
     @property
@@ -119,15 +151,18 @@ class Segment:
             ):
                 s = a.source_start + (start - a.offset)
                 e = a.source_start + min(end, a.offset + a.length) - a.offset
-                return Location(a.message_index, s, max(s, e))
+                return Location(a.message_index, s, max(s, e), a.field, a.exact)
         for a in self.anchors:  # an empty range at the very end of an anchor
             if start == a.offset + a.length:
                 s = a.source_start + a.length
-                return Location(a.message_index, s, s)
+                return Location(a.message_index, s, s, a.field, a.exact)
         return None
 
     def with_index(self, index: int) -> "Segment":
         return replace(self, index=index)
+
+    def with_trust(self, trusted: bool) -> "Segment":
+        return self if self.trusted is trusted else replace(self, trusted=trusted)
 
     def to_dict(self) -> dict:
         d: dict = {"kind": self.kind.value, "index": self.index}
@@ -137,9 +172,13 @@ class Segment:
         if loc is not None:
             d["message_index"] = loc.message_index
             d["span"] = [loc.start, loc.end]
+            if loc.field:
+                d["field"] = loc.field_name
         if self.parts is not None:
             d["steps"] = len(self.parts.steps)
             d["has_answer"] = self.parts.answer is not None
+        if self.trusted is not None:
+            d["trusted"] = self.trusted
         return d
 
 
@@ -163,11 +202,13 @@ class SegmentBuilder:
         role: str | None = None,
         prompt: int = 0,
         source: str | None = None,
+        field: FieldPath = (),
+        exact: bool = True,
     ) -> Segment:
         idx = self._counts.get(kind, 0)
         self._counts[kind] = idx + 1
         if anchors is None:
-            anchors = (Anchor(0, len(text), message_index, source_start),)
+            anchors = (Anchor(0, len(text), message_index, source_start, tuple(field), exact),)
         seg = Segment(
             kind=kind,
             index=idx,

@@ -56,8 +56,9 @@ def _proxy_record(policy_file: Path, tmp_path: Path, messages: list[dict]) -> di
     from promptguard.records import reader
 
     store = tmp_path / "proxy.sqlite"
+    # texts kept, as the scanner keeps them (records without text are compared below)
     app = create_app(load_settings(upstream="http://upstream.test/v1", policy=policy_file, store=str(store),
-                                   log_level="error"), transport=httpx.MockTransport(_echo))
+                                   log_level="error", store_text=True), transport=httpx.MockTransport(_echo))
     with TestClient(app) as client:
         r = client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
         assert app.state.pg.store.flush(10)
@@ -74,7 +75,7 @@ def _langchain_record(policy_file: Path, tmp_path: Path, messages: list[dict]) -
     from promptguard.records import reader
 
     store = tmp_path / "langchain.sqlite"
-    h = PromptGuardCallbackHandler(policy=policy_file, store=str(store))
+    h = PromptGuardCallbackHandler(policy=policy_file, store=str(store), record_text=True)
     msgs = [SystemMessage(messages[0]["content"]), HumanMessage(messages[1]["content"])]
     try:
         FakeListChatModel(responses=["Thank you for asking."]).invoke(msgs, config={"callbacks": [h]})
@@ -111,6 +112,17 @@ def test_one_request_gives_the_same_findings_and_record_in_every_face(kind, poli
     if kind == "block":
         assert proxy["status"] == 400 and proxy["findings"][0]["action"] == "block"
         assert proxy["findings"][0]["stage"] == "inbound" and proxy["findings"][0]["message_index"] == 1
+    # without the texts, every face's record is redacted the same way
+    from promptguard.records import Record
+
+    def redacted(row: dict, text: str) -> dict:
+        rec = Record(**{k: v for k, v in row.items() if k in Record.__dataclass_fields__})
+        rec.hash_texts(prompt=text)
+        return rec.redact().to_dict()
+
+    text = proxy["prompt_text"]
+    for field in SAME:
+        assert redacted(proxy, text)[field] == redacted(langchain, text)[field] == redacted(scanner, text)[field]
 
 
 # -- the step's own rules ------------------------------------------------------------------------------
@@ -183,3 +195,30 @@ def test_unreadable_input_and_a_failing_rewrite_are_decided_by_on_error():
     assert closed.action is Action.BLOCK and "sanitize failed: ZeroDivisionError" in closed.decision.errors[0]
     opened = _inspector("allow").inspect(Broken(), _body("a <<s>> b"))
     assert opened.action is Action.SANITIZE and not opened.rewritten and "unchanged" in opened.decision.errors[0]
+
+
+# -- limits: the text one check reads (issue 13) -----------------------------------------------------
+
+
+def test_text_above_max_text_bytes_is_not_read_or_read_in_part_by_policy():
+    from promptguard.parsing import PROMPT
+    from promptguard.policy import policy_from_text
+
+    class Count:
+        name = "count"
+
+        def __init__(self):
+            self.chars = 0
+
+        def detect(self, segments):
+            self.chars += sum(len(s.text) for s in segments)
+            return []
+
+    prompts = ["é" * 600, "b" * 600, "c" * 600]  # 1200 + 600 + 600 bytes
+    for on_limit, action, read in (("block", Action.BLOCK, 0), ("flag", Action.FLAG, 1200)):
+        det = Count()
+        pol = policy_from_text(f"detectors: {{rules: {{enabled: false}}}}\nlimits: {{max_text_bytes: 2048, "
+                               f"on_limit: {on_limit}}}\n")
+        insp = Inspector(Guard(pol, detectors=[det])).inspect(PROMPT, prompts)
+        assert insp.action is action and det.chars == read
+        assert "max_text_bytes" in insp.decision.errors[-1]

@@ -142,3 +142,34 @@ def test_invalid_policy_files_fail_with_file_and_line(tmp_path, text, line, prob
 def test_missing_policy_file(tmp_path):
     with pytest.raises(YamlError, match="cannot read"):
         load_policy(tmp_path / "none.yaml")
+
+
+def test_trust_section_per_face():
+    pol = load_policy()
+    assert pol.trusted_kinds("scanner") == frozenset()          # a prompt library is someone else's text
+    assert pol.trusted_kinds("proxy") == pol.trusted_kinds("langchain") == pol.trusted_kinds("api") == {K.INSTRUCTION}
+    assert Policy().trusted_kinds("scanner") == frozenset() and Policy().trusted_kinds() == {K.INSTRUCTION}
+    with pytest.raises(YamlError) as e:
+        policy_from_text("version: 1\ntrust:\n  proxy: [system]\n", name="p.yaml")
+    assert "p.yaml:3" in str(e.value) and "trust.proxy" in str(e.value)
+    with pytest.raises(YamlError, match="trust.cli"):
+        policy_from_text("version: 1\ntrust:\n  cli: []\n", name="p.yaml")
+
+
+def test_thresholds_can_match_segment_sources():
+    from promptguard.findings import Finding, Severity
+    from promptguard.policy import policy_from_text
+    from promptguard.segments import SegmentKind
+
+    pol = policy_from_text("""
+thresholds:
+  - {detector: embeddings, kinds: [context], flag_at: 0.83, act_at: 0.9, action: sanitize}
+  - {detector: embeddings, sources: ["tools:*"], flag_at: 0.93, act_at: 0.99, action: block}
+""")
+
+    def f(source):
+        return Finding("embeddings", SegmentKind.CONTEXT, 0, 0.94, Severity.HIGH, "m", source=source)
+
+    assert pol.action_for(f("tools:book_flight")) is Action.FLAG  # the sources entry is more specific
+    assert pol.action_for(f("tool:search")) is Action.SANITIZE
+    assert pol.action_for(f(None)) is Action.SANITIZE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,3 +176,50 @@ def test_property_messages_without_edits_round_trip(contents):
     assert apply_to_messages(msgs, []) == msgs
     # dropping every segment removes every message that had text
     assert apply_to_messages(msgs, [Edit(s) for s in segs]) == []
+
+
+# -- fields other than the content (issue 13) --------------------------------------------------------
+
+def test_edits_of_fields_are_written_to_those_fields():
+    from promptguard.parsing import CHAT
+    from promptguard.sanitize import apply_to_fields
+
+    body = {"model": "m", "messages": [
+        {"role": "user", "content": "hi", "name": "bob \u202eevil"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "1", "type": "function", "function": {"name": "f", "arguments": '{"q": "drop me"}'}}]},
+        {"role": "tool", "tool_call_id": "1", "content": "ok"},
+        {"role": "user", "content": "thanks"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": "Find \u202ethings."}}]}
+    segs = CHAT.read(body)
+    name = next(s for s in segs if s.source == "name")
+    args = next(s for s in segs if s.source == "tool_call:f")
+    tool = next(s for s in segs if s.source == "tools:f")
+    i, j = name.text.index("\u202e"), tool.text.index("\u202e")
+    edits = [Edit(name, i, i + 1, "", "bidi"), Edit(args), Edit(tool, j, j + 1, "", "bidi")]
+    out = apply_to_fields({**body, "messages": apply_to_messages(body["messages"], edits)}, edits)
+    assert out["messages"][0]["name"] == "bob evil" and out["messages"][0]["content"] == "hi"
+    assert out["messages"][1]["tool_calls"][0]["function"]["arguments"] == "{}"  # dropped, still JSON
+    assert out["tools"][0]["function"]["description"] == "Find things."
+    assert body["tools"][0]["function"]["description"] == "Find \u202ethings."  # the input is untouched
+
+
+def test_edits_that_cannot_be_written_back_fail_instead_of_passing_unchanged():
+    from promptguard.parsing import CHAT
+    from promptguard.sanitize import Unwritable
+
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "https://x.example/a%20b.png"}}]}]}
+    url = next(s for s in CHAT.read(body) if s.source == "image_url")
+    assert url.text == "https://x.example/a b.png" and not url.anchors[0].exact  # a decoded view
+    with pytest.raises(Unwritable):
+        apply_to_messages(body["messages"], [Edit(url, 0, 5, "", "x")])
+    with pytest.raises(Unwritable):
+        apply_to_messages(body["messages"], [Edit(url)])
+    # a range that maps to no source character (the blank line between two turns)
+    q = segments_from_messages([{"role": "user", "content": "one"}, {"role": "user", "content": "two"}])[0]
+    assert q.text == "one\n\ntwo"
+    with pytest.raises(Unwritable):
+        apply_to_messages([{"role": "user", "content": "one"}, {"role": "user", "content": "two"}],
+                          [Edit(q, 4, 5, "", "gap")])

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..findings import Finding, Severity
+from ..limits import checkpoint
 from ..sanitize import Edit
 from ..segments import Segment, SegmentKind
 from .base import DetectorError
@@ -128,7 +129,7 @@ class EmbeddingsDetector:
             wins = wins[: self.max_windows]
             per_text.append((wins, truncated))
             flat.extend(w.text for w in wins)
-        vecs = self.embedder.embed(flat)
+        vecs = self._embed(flat)
         sims, ids = self.index.nearest(vecs, self.k)
         if self.head is not None:
             probs = self.head.predict_windows(vecs, sims)
@@ -157,6 +158,17 @@ class EmbeddingsDetector:
             })
             i += n
         return out
+
+    def _embed(self, windows: list[str], batch: int = 64) -> np.ndarray:
+        """The windows' vectors, a batch at a time: between batches a check that ran out
+        of time, or whose client went away, stops here (`limits.checkpoint`)."""
+        if len(windows) <= batch:
+            return self.embedder.embed(windows)
+        parts = []
+        for i in range(0, len(windows), batch):
+            checkpoint()
+            parts.append(self.embedder.embed(windows[i:i + batch]))
+        return np.vstack(parts)
 
     def detect(self, segments: Sequence[Segment]) -> list[Finding]:
         todo = [s for s in segments if s.kind in self.kinds and s.text.strip()]

@@ -20,7 +20,9 @@ detector reads ANSWER segments (model output, tool-call arguments included) and 
   prompt): at least `leak_min_words` consecutive words (default 20), or half of it.
 
 The instruction, and any query/context segments, travel with the answer segments only
-as reference text for the data and leak checks; they are not themselves checked here.
+as reference text for the data and leak checks (`reads_reference`: the faces pass the
+request's segments as the guard's `reference`, which no other detector sees); they are
+not themselves checked here.
 Partial answers work (streaming): an image whose markup is not closed yet is judged on
 the URL so far, so a stream is cut before the closing `)` makes it render.
 
@@ -31,6 +33,7 @@ Options (policy `detectors: exfiltration: {...}`): `allowed_hosts` (host globs, 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,10 +158,33 @@ def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+# A streamed answer is checked every few dozen characters against the same request: the
+# request's word sets are made once (keyed by its texts; strings cache their hash).
+@functools.lru_cache(maxsize=16)
+def _phrases(texts: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+    """Word trigrams of the conversation: a URL value holding three of its words in a
+    row carries conversation text."""
+    out: set[tuple[str, ...]] = set()
+    for t in texts:
+        w = _words(t)
+        out.update(tuple(w[i:i + 3]) for i in range(len(w) - 2))
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _shingles(text: str, k: int) -> tuple[int, frozenset[tuple[str, ...]]]:
+    """The number of words of a system prompt and its k-word shingles."""
+    w = _words(text)
+    return len(w), frozenset(tuple(w[i:i + k]) for i in range(len(w) - k + 1))
+
+
 class ExfiltrationDetector:
-    """See the module docstring. Stateless and cheap (regular expressions and set lookups)."""
+    """See the module docstring. Stateless and cheap (regular expressions and set lookups;
+    the system prompt's shingles are cached, the conversation's trigrams are made only
+    when an answer has a URL with data)."""
 
     name = NAME
+    reads_reference = True  # the request's segments come along, as reference only
 
     def __init__(self, allowed_hosts: Iterable[str] = (), leak_min_words: int = 20,
                  leak_shingle: int = 6):
@@ -185,12 +211,11 @@ class ExfiltrationDetector:
         if not answers:
             return []
         instructions = [s.text for s in segments if s.kind is SegmentKind.INSTRUCTION]
-        conversation = [s.text for s in segments if s.kind in (SegmentKind.INSTRUCTION, SegmentKind.QUERY,
-                                                               SegmentKind.CONTEXT)]
-        phrases = self._phrases(conversation)
+        conversation = tuple(s.text for s in segments if s.kind in (SegmentKind.INSTRUCTION, SegmentKind.QUERY,
+                                                                    SegmentKind.CONTEXT))
         out: list[Finding] = []
         for seg in answers:
-            out.extend(self._urls(seg, phrases))
+            out.extend(self._urls(seg, conversation))
             out.extend(self._leaks(seg, instructions))
         return out
 
@@ -214,14 +239,14 @@ class ExfiltrationDetector:
     def allowed(self, host: str) -> bool:
         return not host or any(fnmatch.fnmatchcase(host, pat) for pat in self.allowed_hosts)
 
-    def _urls(self, seg: Segment, phrases: set[tuple[str, ...]]) -> list[Finding]:
+    def _urls(self, seg: Segment, conversation: tuple[str, ...]) -> list[Finding]:
         out = []
         tool = (seg.source or "").startswith("tool_call")
         for ref in find_urls(seg.text, tool=tool):
             if ref.url.lower().startswith("data:") or self.allowed(ref.host):
                 continue
             values = _data_in(ref.url)
-            why = self._why_data(values, phrases)
+            why = self._why_data(values, _phrases(conversation)) if values else ""
             auto = ref.how in ("image", "tool")
             if auto:
                 rule = "PG-OUT-IMG"
@@ -239,15 +264,6 @@ class ExfiltrationDetector:
                                   span=(ref.start, ref.end), evidence=ref.url[:300],
                                   details={"host": ref.host, "how": ref.how, "alt": ref.alt,
                                            "closed": ref.closed, "data": bool(values)}))
-        return out
-
-    def _phrases(self, texts: list[str]) -> set[tuple[str, ...]]:
-        """Word trigrams of the conversation: a URL value holding three of its words in a
-        row carries conversation text."""
-        out: set[tuple[str, ...]] = set()
-        for t in texts:
-            w = _words(t)
-            out.update(tuple(w[i:i + 3]) for i in range(len(w) - 2))
         return out
 
     @staticmethod
@@ -274,10 +290,9 @@ class ExfiltrationDetector:
         if len(ans) < k:
             return out
         for instr in instructions:
-            iw = _words(instr)
-            if len(iw) < max(12, k):
+            n_words, shingles = _shingles(instr, k)
+            if n_words < max(12, k):
                 continue
-            shingles = {tuple(iw[i:i + k]) for i in range(len(iw) - k + 1)}
             hits = [tuple(w for w, _, _ in ans[i:i + k]) in shingles for i in range(len(ans) - k + 1)]
             best = (0, 0, 0)  # (words, first word, last word) of the longest run of shared shingles
             i = 0
@@ -292,9 +307,9 @@ class ExfiltrationDetector:
                     best = (j - i + k, i, j + k - 1)
                 i = j + 1
             n, a, b = best
-            need = min(self.leak_min_words, max(k, len(iw) // 2))
+            need = min(self.leak_min_words, max(k, n_words // 2))
             if n >= need:
-                frac = min(1.0, n / len(iw))
+                frac = min(1.0, n / n_words)
                 out.append(Finding.on(
                     seg, detector=NAME, rule="PG-OUT-LEAK", score=0.7 + 0.25 * frac,
                     message=f"the answer repeats {n} consecutive words of the system prompt ({frac:.0%} of it)",

@@ -36,14 +36,12 @@ def segments_from_prompt(prompt: str | Sequence[str], plain_kind: SegmentKind = 
 
 
 def segments_from_request(body: dict[str, Any]) -> list[Segment]:
-    """An OpenAI request body: chat (`messages`) or completion (`prompt`)."""
+    """An OpenAI request body: chat (`messages`) or completion (`prompt`), with every
+    other field the model reads (tools, response_format, suffix, ...)."""
     if not isinstance(body, dict):
         raise ParseError("request body must be a JSON object")
     if "messages" in body:
-        return segments_from_messages(body["messages"])
+        return CHAT.read(body)
     if "prompt" in body:
-        p = body["prompt"]
-        if not isinstance(p, (str, list)):
-            raise ParseError("'prompt' must be a string or a list of strings")
-        return segments_from_prompt(p)
+        return COMPLETION.read(body)
     raise ParseError("request has neither 'messages' nor 'prompt'")

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..sanitize import apply_to_text
+from ..sanitize import apply_to_fields, apply_to_text
 from ..segments import Anchor, DemoParts, Segment, SegmentBuilder, SegmentKind, TextRange
 from .errors import ParseError
 
@@ -355,9 +355,10 @@ def parse_completion(
 # -- shapes: a prompt (or a list of them), and a completion request body ------------------
 
 
-def prompt_segments(prompt: str | Sequence[str], plain_kind: SegmentKind = SegmentKind.QUERY) -> list[Segment]:
+def prompt_segments(prompt: str | Sequence[str], plain_kind: SegmentKind = SegmentKind.QUERY,
+                    builder: SegmentBuilder | None = None) -> list[Segment]:
     """A completion prompt (or a list of them, one `prompt` group each)."""
-    b = SegmentBuilder()
+    b = builder or SegmentBuilder()
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     for i, p in enumerate(prompts):
         if not isinstance(p, str):
@@ -388,8 +389,8 @@ class Prompts:
 
 
 class CompletionBody:
-    """An OpenAI completion request body (`prompt`): reader and writer; every other
-    field of the body is kept as it is."""
+    """An OpenAI completion request body (`prompt`, and `suffix`, the text after the
+    insertion point, as context): reader and writer; every other field is kept."""
 
     name = "completion"
 
@@ -398,10 +399,16 @@ class CompletionBody:
             raise ParseError("'prompt' is required")
         if not isinstance(body["prompt"], (str, list)):
             raise ParseError("'prompt' must be a string or a list of strings")
-        return PROMPT.read(body["prompt"])
+        b = SegmentBuilder()
+        prompt_segments(body["prompt"], builder=b)
+        # the suffix (text after the insertion point) is read by the model too
+        suffix = body.get("suffix")
+        if isinstance(suffix, str) and suffix.strip():
+            b.add(SegmentKind.CONTEXT, suffix, field=("suffix",), source="suffix")
+        return b.segments
 
     def write(self, body: dict[str, Any], result: "GuardResult") -> dict[str, Any]:
-        return {**body, "prompt": PROMPT.write(body["prompt"], result)}
+        return apply_to_fields({**body, "prompt": PROMPT.write(body["prompt"], result)}, result.edits)
 
     def text(self, body: dict[str, Any]) -> str:
         return PROMPT.text(body.get("prompt"))

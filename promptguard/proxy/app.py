@@ -62,6 +62,11 @@ def create_app(settings: ProxySettings | None = None, *,
         try:
             yield
         finally:
+            # requests the server cut write their records as they unwind: wait for them
+            for _ in range(50):
+                if state.in_flight <= 0:
+                    break
+                await asyncio.sleep(0.1)
             await state.upstream.aclose()
             await asyncio.to_thread(state.store.close)
             log.info("promptguard proxy stopped", extra={"fields": {"records_written": state.store.written,

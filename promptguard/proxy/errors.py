@@ -18,8 +18,13 @@ BLOCKED_TYPE = "promptguard_blocked"
 
 
 class ProxyError(Exception):
+    """An error answered in the OpenAI format. `message` goes to the client; `internal`
+    (an upstream's own error text, an exception's text) only to the record and the log:
+    an upstream's messages may name hosts, paths or prompt text the client must not see."""
+
     def __init__(self, status: int, code: str, message: str, type_: str | None = None,
-                 param: str | None = None, details: dict[str, Any] | None = None, kind: str | None = None):
+                 param: str | None = None, details: dict[str, Any] | None = None, kind: str | None = None,
+                 internal: str = ""):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -29,6 +34,11 @@ class ProxyError(Exception):
         self.details = details or {}
         # the label errors are counted under in metrics
         self.kind = kind or code
+        self.internal = internal
+
+    def describe(self) -> str:
+        """What records and logs keep: code, message, and the internal detail."""
+        return f"{self.code}: {self.message}" + (f" ({self.internal[:300]})" if self.internal else "")
 
 
 def _default_type(status: int) -> str:
@@ -42,6 +52,8 @@ def _default_type(status: int) -> str:
         return "invalid_request_error"
     if status == 504:
         return "timeout_error"
+    if status == 503:
+        return "server_error"
     return "upstream_error" if status in (502, 503) else "server_error"
 
 

@@ -1,34 +1,48 @@
-"""One checked request (`/v1/chat/completions`, `/v1/completions`), from route to record.
+"""One checked request (`/v1/chat/completions`, `/v1/completions`; the steps are shared
+with `/v1/responses`, `responses.py`), from route to record.
 
-    checked(request, endpoint)          the route: the steps below, in order
+    checked(request, endpoint)          the route: `serve` with the steps below, in order
       read_request(ex)                  authenticate, read the body (size, UTF-8, JSON, shape)
-      inspect_request(ex)               the inbound inspection: block | sanitize | flag | allow
-      forward(ex)                       send upstream (retried by the transport)
-      answer(ex, resp)                  a whole answer: inspect it, [audit it], respond
-      stream(ex, resp)                  a streamed answer: hold back, inspect as it grows
+      until_disconnect(ex, ...)         the rest, stopped when the client goes away
+        inspect_request(ex)             the inbound inspection: block | sanitize | flag | allow
+        forward(ex)                     send the checked body, re-serialized, upstream
+        answer(ex, resp)                a whole answer: inspect it, [audit it], respond
+        stream(ex, resp)                a streamed answer: hold back, inspect as it grows
       finish(ex)                        the record: latency, store (queued), log
 
 Each step is a module-level function of one `Exchange` (the request in flight), so it
-can be read, called and tested on its own. Decisions are the inspection step's
-(`promptguard.inspection`), the same as the LangChain integration's and the scanner's;
-what is the proxy's own is HTTP: status codes, headers, the hold-back window.
+can be read, called and tested on its own, and the Responses route is the same steps
+around its own shapes, events and bridge: `serve`, `read_answer`, `check_answer`,
+`audit_answer`, `answer_holdback`, `relay_stream`, `end_stream`. Decisions are the
+inspection step's (`promptguard.inspection`), the same as the LangChain integration's
+and the scanner's; what is the proxy's own is HTTP: status codes, headers, the
+hold-back window, and what happens when the client goes away (the checks and the
+upstream call are cancelled: status 499 in the record) or the server shuts down under
+a request (503 in the OpenAI error format, or a final error event in a stream; the
+record says so).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
+import threading
 import time
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ..inspection import INBOUND, OUTBOUND, Inspection, Shape, audit_failed, audit_summary, fold_audit
+from ..inspection import INBOUND, OUTBOUND, Inspection, Shape, audit_failed, audit_summary, fold_audit, \
+    reference_segments
 from ..parsing import CHAT, COMPLETION, ParseError
-from ..parsing.answers import CHAT_RESPONSE, COMPLETION_RESPONSE, STREAMED_ANSWERS, answers_text, choice_texts
+from ..parsing.answers import CHAT_RESPONSE, COMPLETION_RESPONSE, STREAMED_ANSWERS, answers_text, choice_texts, \
+    stream_texts
 from ..parsing.responses import RESPONSE_OUTPUT, RESPONSES, validate_body
 from ..policy import Action, Decision
 from ..records import BLOCKED_STATUS, ERROR_DECISION, Record
@@ -38,10 +52,11 @@ from .state import Caller, ProxyState
 from .streaming import HoldBack, encode_event, parse_data, upstream_events
 from .upstream import client_response_headers, forward_request_headers, upstream_error_from_response
 
-__all__ = ["Exchange", "checked", "read_request", "parse_body", "inspect_request", "forward", "answer",
-           "read_answer", "check_answer", "audit_answer", "answer_holdback", "stream_failed", "end_stream",
-           "upstream_error_event",
-           "stream", "finish", "failed", "begin", "set_decision", "error_response", "read_body"]
+__all__ = ["Exchange", "checked", "serve", "begin", "failed", "read_request", "parse_body", "inspect_request",
+           "encode_body", "forward", "is_stream", "answer", "read_answer", "check_answer", "audit_answer",
+           "answer_holdback", "stream", "RelayResponse", "relay_stream", "stream_failed", "upstream_stream_error",
+           "end_stream", "finish", "set_decision", "error_response", "read_body", "until_disconnect",
+           "SHUTDOWN_ERROR", "CLIENT_GONE_STATUS"]
 
 log = logging.getLogger("promptguard.proxy")
 
@@ -63,10 +78,15 @@ class Exchange:
     t0: float
     caller: Caller | None = None
     body: dict[str, Any] | None = None  # as the client sent it
-    content: bytes = b""  # what goes upstream (the client's bytes, or the sanitized body)
+    content: bytes = b""  # what goes upstream: the checked body (the client's, or the sanitized one), re-serialized
     sent: dict[str, Any] | None = None  # the body that went upstream
     inbound: Inspection | None = None
     streaming: bool = False  # the response is a stream, which records itself when it ends
+    # set when nobody waits for the answer any more: the checks in flight stop (limits.Budget)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    deadline: float | None = None  # time.monotonic() by which the upstream must be done
+    client_gone: bool = False  # the client closed the connection
+    recorded: bool = False
 
     @property
     def request_id(self) -> str:
@@ -87,29 +107,55 @@ def error_response(err: ProxyError, request_id: str) -> JSONResponse:
     return JSONResponse(error_body(err, request_id), status_code=err.status)
 
 
+# the status a record gets when the client went away before its answer (nginx's convention)
+CLIENT_GONE_STATUS = 499
+# what a request cut by the server's shutdown gets, and its record
+SHUTDOWN_ERROR = ProxyError(503, "server_shutting_down", "promptguard is shutting down; retry the request",
+                            kind="shutdown")
+
+
 # -- the route -----------------------------------------------------------------------------
 
 
+async def checked(request: Request, endpoint: str) -> Response:
+    return await serve(request, endpoint, _respond)
+
+
+async def _respond(ex: Exchange) -> Response:
+    await inspect_request(ex)
+    resp = await forward(ex)
+    if is_stream(ex, resp):
+        return stream(ex, resp)
+    return await answer(ex, resp)
+
+
 def begin(request: Request, endpoint: str) -> Exchange:
-    """A checked request arrives: its exchange and its record (an error until decided)."""
+    """A checked request arrives: its exchange and its record (an error until decided);
+    it counts as in flight until `finish` records it (shutdown waits for it)."""
+    state: ProxyState = request.app.state.pg
     rec = Record(request_id=request.state.request_id, ts=time.time(), endpoint=request.url.path,
                  decision=ERROR_DECISION, stage="request", client=request.client.host if request.client else "")
     set_decision(request, ERROR_DECISION)
-    return Exchange(request.app.state.pg, request, endpoint, rec, time.perf_counter())
+    state.in_flight += 1
+    return Exchange(state, request, endpoint, rec, time.perf_counter())
 
 
-async def checked(request: Request, endpoint: str) -> Response:
+async def serve(request: Request, endpoint: str, respond: Callable[[Exchange], Awaitable[Response]]) -> Response:
+    """A checked route: the body read, then `respond(ex)` (inspect, forward, answer or
+    stream) until the client goes away; errors are answered in the OpenAI format, and a
+    shutdown that cancels the request leaves an accurate record."""
     ex = begin(request, endpoint)
     rec = ex.record
     try:
         await read_request(ex)
-        await inspect_request(ex)
-        resp = await forward(ex)
-        if rec.stream and resp.status_code == 200 and "text/event-stream" in resp.headers.get("content-type", ""):
-            return stream(ex, resp)
-        return await answer(ex, resp)
+        return await until_disconnect(ex, respond(ex))
     except ProxyError as e:
         return failed(ex, e)
+    except asyncio.CancelledError:  # the server cancels the request (shutdown past its grace period)
+        rec.status = SHUTDOWN_ERROR.status
+        rec.errors = [*rec.errors, "cut by the server's shutdown before the answer (the client got a 503)"]
+        ex.state.metrics.errors.labels(SHUTDOWN_ERROR.kind).inc()
+        raise
     finally:
         if not ex.streaming:
             finish(ex)
@@ -122,9 +168,42 @@ def failed(ex: Exchange, e: ProxyError) -> JSONResponse:
     if e.kind == "blocked":
         rec.decision = Action.BLOCK.value
     else:
-        rec.errors = [*rec.errors, f"{e.code}: {e.message}"]
+        rec.errors = [*rec.errors, e.describe()]
     ex.state.metrics.errors.labels(e.kind).inc()
     return error_response(e, ex.request_id)
+
+
+async def until_disconnect(ex: Exchange, work: Coroutine[Any, Any, Response]) -> Response:
+    """Run `work` unless the client goes away first: then the checks in flight are
+    stopped (`ex.cancel`), the upstream call is cancelled, and the record says 499.
+    (A stream watches for the client itself: `RelayResponse`.)"""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(ex.request.receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        ex.cancel.set()
+        task.cancel()
+        gone.cancel()
+        raise
+    if task.done():
+        gone.cancel()
+        return task.result()
+    ex.client_gone = True
+    ex.cancel.set()
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # noqa: BLE001 - cancelled, or failed while cancelling: the client is gone either way
+        pass
+    raise ProxyError(CLIENT_GONE_STATUS, "client_disconnected", "the client closed the connection before the "
+                     "answer; the checks and the upstream call were cancelled", kind="client_gone")
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the body has been read: nothing else comes)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 # -- the steps -----------------------------------------------------------------------------
@@ -138,13 +217,15 @@ async def read_request(ex: Exchange) -> None:
     ex.body = ex.sent = parse_body(ex.content, ex.endpoint)
     ex.record.model = ex.body.get("model") or ""
     ex.record.stream = ex.body.get("stream") is True
+    ex.deadline = time.monotonic() + ex.profile.inspector.policy.proxy.upstream_deadline_s
 
 
 async def inspect_request(ex: Exchange) -> None:
     """The inbound inspection; a block is answered here, a sanitized body replaces the
     client's for the upstream."""
     assert ex.body is not None
-    insp = await ex.profile.inspector.ainspect(_SHAPES[ex.endpoint], ex.body, INBOUND)
+    inspector = ex.profile.inspector
+    insp = await inspector.ainspect(_SHAPES[ex.endpoint], ex.body, INBOUND, budget=inspector.budget(ex.cancel))
     if insp.unreadable is not None:  # well-formed JSON that no parser can read: the client's error
         raise ProxyError(400, "invalid_request", insp.unreadable)
     ex.inbound = insp
@@ -158,28 +239,47 @@ async def inspect_request(ex: Exchange) -> None:
         raise blocked_error(decided, INBOUND)
     if insp.rewritten:
         ex.sent = insp.output
-        ex.content = json.dumps(insp.output).encode()
+    # what goes upstream is what was checked, re-serialized: never the client's bytes, in
+    # which a duplicate key could be read one way here and another way upstream
+    ex.content = encode_body(ex.sent)
+
+
+def encode_body(body: Any) -> bytes:
+    """A request body as JSON bytes (UTF-8; `\\u` escapes only where UTF-8 cannot say
+    it, for lone surrogates)."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 async def forward(ex: Exchange, path: str | None = None, content: bytes | None = None) -> httpx.Response:
-    """Send the (possibly sanitized) body upstream (or `content` to `path`: the
-    Responses bridge); the response body is not read yet."""
+    """Send the checked body upstream (or `content` to `path`: the Responses bridge's
+    chat request, made from the checked body); the response body is not read yet."""
     assert ex.caller is not None
     headers = forward_request_headers(ex.request.headers, ex.caller.upstream_auth)
     headers["content-type"] = "application/json"
     t = time.perf_counter()
     resp = await ex.state.upstream.send("POST", path or _PATHS[ex.endpoint], query=ex.request.url.query,
-                                        headers=headers, content=ex.content if content is None else content)
+                                        headers=headers, content=ex.content if content is None else content,
+                                        deadline=ex.deadline)
     ex.record.upstream_ms = (time.perf_counter() - t) * 1000  # to the response headers
     return resp
+
+
+def is_stream(ex: Exchange, resp: httpx.Response) -> bool:
+    """The client asked for a stream and the upstream answers with one."""
+    return (ex.record.stream and resp.status_code == 200
+            and "text/event-stream" in resp.headers.get("content-type", ""))
 
 
 async def read_answer(ex: Exchange, resp: httpx.Response) -> tuple[dict[str, Any] | None, bytes, dict[str, str]]:
     """The upstream's whole answer: (its JSON object, its bytes, the headers for the
     client). The object is None for an upstream 4xx, which goes to the client as it is;
-    a 5xx, garbage or a stream where none was asked for is a ProxyError."""
+    a 5xx (its text kept out of the client's answer), garbage, the deadline or a stream
+    where none was asked for is a ProxyError."""
     t = time.perf_counter()
-    data_bytes = await ex.state.upstream.read(resp)
+    data_bytes = await ex.state.upstream.read(resp, ex.deadline)
     rec = ex.record
     rec.upstream_ms = (rec.upstream_ms or 0.0) + (time.perf_counter() - t) * 1000
     ex.state.metrics.upstream_seconds.labels(ex.request.url.path).observe(rec.upstream_ms / 1000)
@@ -244,9 +344,18 @@ async def _inspect_answer(ex: Exchange, data: dict[str, Any]) -> Inspection:
     shape = _ANSWERS[ex.endpoint]
     if not ex.state.settings.check_answers:
         return Inspection(shape, data, OUTBOUND, Decision(Action.ALLOW), output=data)
-    out = await ex.profile.answers.ainspect(shape, data, OUTBOUND)
+    out = await _check_answer(ex, shape, data)
     ex.state.metrics.decisions.labels(OUTBOUND, out.action.value).inc()
     return out
+
+
+async def _check_answer(ex: Exchange, shape: Any, value: Any) -> Inspection:
+    """The answer detectors over an answer, with the request's segments as reference
+    (the system prompt it must not repeat, the conversation a URL must not carry),
+    within the policy's limits, stopped when nobody waits for it any more."""
+    answers = ex.profile.answers
+    reference = reference_segments(ex.inbound.segments) if ex.inbound is not None else ()
+    return await answers.ainspect(shape, value, OUTBOUND, reference=reference, budget=answers.budget(ex.cancel))
 
 
 async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspection:
@@ -305,28 +414,68 @@ async def audit_answer(ex: Exchange, out: Inspection, request: AuditRequest, tex
     return out
 
 
-def stream(ex: Exchange, resp: httpx.Response) -> StreamingResponse:
-    """A streamed answer: relayed event by event behind the hold-back window; the
-    record is written when the stream ends."""
+# -- a streamed answer ---------------------------------------------------------------------
+
+
+StreamBody = Callable[[Exchange, httpx.Response], AsyncIterator[bytes]]
+
+
+def stream(ex: Exchange, resp: httpx.Response, body: StreamBody | None = None,
+           extra_headers: dict[str, str] | None = None) -> StreamingResponse:
+    """A streamed answer: relayed event by event behind the hold-back window by `body`
+    (chat and completions: `relay`); the record is written when the stream ends."""
     ex.streaming = True
     ex.state.metrics.upstream_seconds.labels(ex.request.url.path).observe((ex.record.upstream_ms or 0.0) / 1000)
     ex.record.status = 200
     headers = client_response_headers(resp.headers)
     headers.pop("content-type", None)
-    return StreamingResponse(relay(ex, resp), status_code=200, headers=headers, media_type="text/event-stream")
+    headers.update(extra_headers or {})
+    return RelayResponse(ex, resp, headers, (body or relay)(ex, resp))
+
+
+class RelayResponse(StreamingResponse):
+    """The streamed answer's response: it notes when the client goes away (so that a cut
+    stream's record can tell a client that left from a server that stopped), and makes
+    sure the exchange is recorded even when the stream never started."""
+
+    def __init__(self, ex: Exchange, resp: httpx.Response, headers: dict[str, str],
+                 body: AsyncIterator[bytes] | None = None):
+        super().__init__(relay(ex, resp) if body is None else body, status_code=200, headers=headers,
+                         media_type="text/event-stream")
+        self.ex, self.upstream_response = ex, resp
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        await super().listen_for_disconnect(receive)
+        self.ex.client_gone = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            ex = self.ex
+            if not ex.recorded:  # cut while the relay waited to send, or before it started
+                ex.record.status = CLIENT_GONE_STATUS if ex.client_gone else SHUTDOWN_ERROR.status
+                ex.record.errors.append("the stream was cut: " + ("the client went away" if ex.client_gone
+                                                                  else "the server stopped"))
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]  # runs relay's own ending
+                if not ex.recorded:  # it never started
+                    await self.upstream_response.aclose()
+                    finish(ex)
 
 
 def answer_holdback(ex: Exchange, shape: Shape, value: Callable[[], Any], last: list[Inspection]) -> HoldBack:
     """The hold-back window of a streamed answer: each check reads `value()`, the answer
-    so far in `shape`'s form (`last` keeps the latest check). Text already sent cannot be
-    rewritten, so an answer check that asks for sanitize cuts the stream like a block."""
+    so far in `shape`'s form (`last` keeps the latest check), with the request as
+    reference and within the policy's limits (`_check_answer`). Text already sent
+    cannot be rewritten, so an answer check that asks for sanitize cuts the stream like
+    a block."""
     s = ex.state.settings
 
-    async def check(_: dict[int, str], final: bool) -> ProxyError | None:
+    async def check(_: dict[Any, str], final: bool) -> ProxyError | None:
         v = value()
         if not s.check_answers or not shape.text(v).strip():
             return None
-        insp = await ex.profile.answers.ainspect(shape, v, OUTBOUND)
+        insp = await _check_answer(ex, shape, v)
         last[:] = [insp]
         if insp.action is Action.SANITIZE:
             insp.decision.escalate(Action.BLOCK, "a streamed answer cannot be sanitized")
@@ -336,13 +485,20 @@ def answer_holdback(ex: Exchange, shape: Shape, value: Callable[[], Any], last: 
     return HoldBack(check, holdback=s.stream_holdback_chars, check_every=s.stream_check_every_chars)
 
 
+def upstream_stream_error(detail: str) -> ProxyError:
+    """The upstream reports an error mid-stream: the stream ends with an error of our own
+    (what came before it is checked and released first); the upstream's text stays in
+    the record."""
+    return ProxyError(502, "upstream_error", "the upstream reported an error in the stream", internal=detail[:300])
+
+
 async def stream_failed(ex: Exchange, hb: HoldBack, e: ProxyError) -> tuple[list[bytes], ProxyError]:
     """A stream ends in an error: the held text it may still send (upstream trouble:
     what was received, once checked) and the error it ends with (a block wins)."""
     rec, metrics = ex.record, ex.state.metrics
     held: list[bytes] = []
     if e.kind != "blocked":
-        rec.errors.append(f"{e.code}: {e.message}")
+        rec.errors.append(e.describe())
         rec.stage = "upstream"
         metrics.errors.labels(e.kind).inc()
         try:
@@ -356,54 +512,79 @@ async def stream_failed(ex: Exchange, hb: HoldBack, e: ProxyError) -> tuple[list
     return held, e
 
 
-async def upstream_error_event(ex: Exchange, hb: HoldBack, error: str, event: bytes) -> list[bytes]:
-    """The upstream reports an error mid-stream: what came before it (once checked),
-    then its event, passed on."""
-    out = await hb.finish()
-    ex.record.errors.append(f"upstream stream error: {error[:300]}")
-    ex.record.stage = "upstream"
-    return [*out, event]
-
-
-async def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
-    s = ex.state.settings
-    last: list[Inspection] = []
-    hb = answer_holdback(ex, STREAMED_ANSWERS, lambda: dict(hb.texts), last)
-    done = False
+async def relay_stream(ex: Exchange, resp: httpx.Response, hb: HoldBack, events: AsyncIterator[bytes],
+                       error_event: Callable[[ProxyError], bytes], end: Callable[[], None]) -> AsyncIterator[bytes]:
+    """What every streamed answer shares around its own `events` (which push through
+    `hb` and raise a ProxyError on trouble or a block): the error that ends a failed
+    stream (`error_event(e)`, the API's own form), the record of a stream the client
+    left (499) or the server cut (503, with a final error event the client can read),
+    the checks stopped, `end()` (see `end_stream`) and the upstream response closed."""
+    rec = ex.record
     try:
         try:
-            previous_id = ""
-            async for ev in upstream_events(resp, s.upstream_timeout):
-                if ev.data.strip() == "[DONE]":
-                    done = True
-                    break
-                obj = parse_data(ev)
-                encoded = encode_event(ev, previous_id)
-                previous_id = ev.id
-                if isinstance(obj, dict) and obj.get("error") is not None:
-                    for b in await upstream_error_event(ex, hb, str(obj.get("error")), encoded):
-                        yield b
-                    return
-                for b in await hb.push(encoded, hb.add_text(choice_texts(obj, ex.endpoint, delta=True))):
-                    yield b
-            if not done:
-                raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before it was complete",
-                                 kind="upstream_cut")
-            for b in await hb.finish():
+            async for b in events:
                 yield b
-            yield b"data: [DONE]\n\n"
         except ProxyError as e:
             held, e = await stream_failed(ex, hb, e)
             for b in held:
                 yield b
-            yield sse_error_event(e, ex.request_id)
+            yield error_event(e)
+    except asyncio.CancelledError:
+        if ex.client_gone:  # nobody to tell
+            rec.status = CLIENT_GONE_STATUS
+            rec.errors.append("the client closed the stream before its end")
+            raise
+        # the server stops under the stream: end it with an error event the client can read
+        rec.status = SHUTDOWN_ERROR.status
+        rec.errors.append("stream cut by the server's shutdown (the client got a final error event)")
+        ex.state.metrics.errors.labels(SHUTDOWN_ERROR.kind).inc()
+        yield error_event(SHUTDOWN_ERROR)
     finally:
+        ex.cancel.set()  # a check still running for this stream stops
+        try:
+            end()
+        finally:
+            try:
+                await events.aclose()  # type: ignore[attr-defined]
+                await resp.aclose()
+            except Exception:  # noqa: BLE001 - the client is gone or the upstream broke: nothing to do
+                pass
+
+
+def relay(ex: Exchange, resp: httpx.Response) -> AsyncIterator[bytes]:
+    """A chat or completions stream: the upstream's events relayed as they are, their
+    texts (tool-call arguments included) checked behind the hold-back window."""
+    s = ex.state.settings
+    last: list[Inspection] = []
+    hb = answer_holdback(ex, STREAMED_ANSWERS, lambda: dict(hb.texts), last)
+    done = False
+
+    async def events() -> AsyncIterator[bytes]:
+        nonlocal done
+        previous_id = ""
+        async for ev in upstream_events(resp, s.upstream_timeout, ex.deadline):
+            if ev.data.strip() == "[DONE]":
+                done = True
+                break
+            obj = parse_data(ev)
+            encoded = encode_event(ev, previous_id)
+            previous_id = ev.id
+            if isinstance(obj, dict) and obj.get("error") is not None:
+                raise upstream_stream_error(str(obj.get("error")))
+            for b in await hb.push(encoded, hb.add_text(stream_texts(obj, ex.endpoint))):
+                yield b
+        if not done:
+            raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before it was complete",
+                             kind="upstream_cut")
+        for b in await hb.finish():
+            yield b
+        yield b"data: [DONE]\n\n"
+
+    def end() -> None:
         end_stream(ex, last[0] if last else None, answers_text(hb.texts), done,
                    lambda: (ex.sent, ex.inbound.segments), hb.texts.get(0))  # type: ignore[union-attr]
-        try:
-            await resp.aclose()
-        except Exception:  # noqa: BLE001 - the client is gone or the upstream broke: nothing to do
-            pass
+
+    return relay_stream(ex, resp, hb, events(), lambda e: sse_error_event(e, ex.request_id), end)
 
 
 def end_stream(ex: Exchange, answer_check: Inspection | None, answer_text: str, done: bool,
@@ -431,9 +612,16 @@ def end_stream(ex: Exchange, answer_check: Inspection | None, answer_text: str, 
 
 
 def finish(ex: Exchange) -> None:
-    """The record: latency, queued for the store, one log line."""
+    """The record: latency, queued for the store, one log line. Without `store_text`,
+    no request or answer text stays in it (`Record.redact`)."""
+    if ex.recorded:
+        return
+    ex.recorded = True
+    ex.state.in_flight -= 1
     rec = ex.record
     rec.latency_ms = (time.perf_counter() - ex.t0) * 1000
+    if not ex.state.settings.store_text:
+        rec.redact()
     ex.state.store.put(rec)
     log.info("request", extra={"fields": {
         "request_id": rec.request_id, "endpoint": rec.endpoint, "status": rec.status,
@@ -464,6 +652,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: it could not be forwarded as JSON
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
     """Decode, parse and shape-check a request body; errors are 400s in OpenAI format."""
     if not raw.strip():
@@ -473,7 +668,7 @@ def parse_body(raw: bytes, endpoint: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ProxyError(400, "invalid_encoding", f"the request body is not valid UTF-8 (byte {e.start})") from None
     try:
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as e:
         raise ProxyError(400, "invalid_json", f"the request body is not valid JSON: {e}"[:300]) from None
     if not isinstance(body, dict):

@@ -5,12 +5,14 @@ outermost first:
   `x-promptguard-decision` headers on every response (a client's own are dropped);
 - `RequestMetrics`: in-flight gauge, request counter and latency per endpoint;
 - `Errors`: refuses paths whose meaning could change on the way upstream before any
-  route is picked (`paths.py`), and answers an unhandled exception (a bug) with a 500
-  in the OpenAI error format.
+  route is picked (`paths.py`), answers an unhandled exception (a bug) with a 500
+  in the OpenAI error format, and a request the server cancels (shutdown past its
+  grace period) with a 503 in that format instead of the server's bare 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -129,6 +131,14 @@ class Errors(_HTTPMiddleware):
 
         try:
             await self.app(scope, receive, send_tracking)
+        except asyncio.CancelledError:
+            # the server cancelled the request (shutdown): tell the client in the OpenAI format
+            # (a stream has ended itself with an error event); the request is over either way
+            if not started:
+                st["decision"] = st.get("decision", ERROR_DECISION)
+                await _respond(ProxyError(503, "server_shutting_down", "promptguard is shutting down; retry the "
+                                          "request"), rid, send)
+            log.warning("request cut by the server's shutdown", extra={"fields": {"request_id": rid}})
         except Exception:  # a bug: answer in the OpenAI format, with the headers, and log it
             log.exception("unhandled error", extra={"fields": {"request_id": rid}})
             self.metrics.errors.labels("internal").inc()

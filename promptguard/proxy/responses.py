@@ -1,19 +1,26 @@
 """`POST /v1/responses` (the Responses API), checked like a chat request, from route to record.
 
-    responses(request)                  the route: the steps below, in order
-      read_request, inspect_request     flow.py's: the body read, every text the model reads
-                                        checked (`parsing/responses.py`), block | sanitize | flag
+    responses(request)                  the route: flow.py's `serve` (the body read, the rest
+                                        cancelled when the client goes away, errors and shutdown
+                                        answered and recorded) with the steps below, in order
+      inspect_request                   flow.py's: every text the model reads checked
+                                        (`parsing/responses.py`), block | sanitize | flag; the
+                                        checked body, re-serialized, is what goes upstream
       unseen(ex)                        what the model will read that the request does not carry
                                         (`previous_response_id`, …): the policy's `unseen_context`
-      upstream_api(ex)                  native (/v1/responses) or bridged (/v1/chat/completions)
+      upstream_api(ex)                  native (/v1/responses) or bridged (/v1/chat/completions,
+                                        the chat request made from the checked body)
       answer(ex, resp, api)             a whole answer (a chat answer made a Response first):
-                                        checked, [audited], sanitized in place or blocked
-      stream(ex, resp, api)             `response.*` events held back until checked; a cut ends
-                                        with an `error` event
-      finish(ex)                        flow.py's: the record
+                                        checked with the request as reference, [audited],
+                                        sanitized in place or blocked
+      relay(ex, resp, api)              `response.*` events held back until checked (flow.py's
+                                        `stream` and `relay_stream`); a cut ends with an `error`
+                                        event
+      finish(ex)                        flow.py's: the record (redacted without store_text)
 
-The decisions are the inspection step's, as for chat; what is the Responses API's own is
-its shapes (parsing/responses.py), its events and the bridge (proxy/bridge.py).
+The decisions are the inspection step's, as for chat, and so are the limits, the
+upstream deadline and what a disconnect or a shutdown does; what is the Responses API's
+own is its shapes (parsing/responses.py), its events and the bridge (proxy/bridge.py).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ..inspection import Inspection
 from ..parsing.responses import STREAMED_RESPONSE, ResponseStreamTexts, message_text, unseen_context
@@ -32,11 +39,11 @@ from ..policy import Action
 from ..records import BLOCKED_STATUS
 from .bridge import BridgeError, StreamBridge, chat_request, response_from_chat
 from .errors import BLOCKED_TYPE, ProxyError, responses_error_event
-from .flow import (Exchange, answer_holdback, audit_answer, begin, check_answer, end_stream, failed, finish,
-                   forward, inspect_request, read_answer, read_request, set_decision, stream_failed,
-                   upstream_error_event)
+from .flow import (Exchange, answer_holdback, audit_answer, check_answer, encode_body, end_stream, forward,
+                   inspect_request, is_stream, read_answer, relay_stream, serve, set_decision, stream,
+                   upstream_stream_error)
 from .streaming import encode_event, parse_data, upstream_events
-from .upstream import client_response_headers, forward_request_headers
+from .upstream import forward_request_headers
 
 __all__ = ["responses", "upstream_api", "unseen", "API_HEADER"]
 
@@ -49,24 +56,21 @@ _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.fa
 
 
 async def responses(request: Request) -> Response:
-    ex = begin(request, "responses")
-    try:
-        await read_request(ex)
-        await inspect_request(ex)
-        unseen(ex)
-        api = await upstream_api(ex)
-        if api == "chat":
-            resp = await forward(ex, "/chat/completions", json.dumps(_bridged(ex.sent)).encode())
-        else:
-            resp = await forward(ex)
-        if ex.record.stream and resp.status_code == 200 and "text/event-stream" in resp.headers.get("content-type", ""):
-            return stream(ex, resp, api)
-        return await answer(ex, resp, api)
-    except ProxyError as e:
-        return failed(ex, e)
-    finally:
-        if not ex.streaming:
-            finish(ex)
+    return await serve(request, "responses", _respond)
+
+
+async def _respond(ex: Exchange) -> Response:
+    await inspect_request(ex)
+    unseen(ex)
+    api = await upstream_api(ex)
+    if api == "chat":  # the bridge's chat request is made from the checked body
+        resp = await forward(ex, "/chat/completions", encode_body(_bridged(ex.sent)))
+    else:
+        resp = await forward(ex)
+    if is_stream(ex, resp):
+        return stream(ex, resp, lambda ex, resp: relay(ex, resp, api),
+                      {API_HEADER: "bridge" if api == "chat" else "native"})
+    return await answer(ex, resp, api)
 
 
 def _bridged(body: Any) -> dict[str, Any]:
@@ -113,8 +117,8 @@ async def upstream_api(ex: Exchange) -> str:
         assert ex.caller is not None
         headers = forward_request_headers(ex.request.headers, ex.caller.upstream_auth)
         headers["content-type"] = "application/json"
-        resp = await up.send("POST", "/responses", headers=headers, content=b"{}")
-        await up.read(resp)
+        resp = await up.send("POST", "/responses", headers=headers, content=b"{}", deadline=ex.deadline)
+        await up.read(resp, ex.deadline)
         if resp.status_code in _ROUTE_MISSING:
             up.responses_api = "chat"
         elif resp.status_code < 500 and resp.status_code not in (401, 403, 429):
@@ -170,30 +174,23 @@ async def _audit(ex: Exchange, out: Inspection, data: dict[str, Any]) -> Inspect
 # -- a streamed answer ------------------------------------------------------------------------
 
 
-def stream(ex: Exchange, resp: httpx.Response, api: str) -> StreamingResponse:
-    ex.streaming = True
-    ex.state.metrics.upstream_seconds.labels(ex.request.url.path).observe((ex.record.upstream_ms or 0.0) / 1000)
-    ex.record.status = 200
-    headers = client_response_headers(resp.headers)
-    headers.pop("content-type", None)
-    headers[API_HEADER] = "bridge" if api == "chat" else "native"
-    return StreamingResponse(relay(ex, resp, api), status_code=200, headers=headers, media_type="text/event-stream")
-
-
 def _encode(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
 async def events(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[tuple[bytes, Any]]:
     """The answer as Responses events, (bytes for the client, the event): the upstream's
-    own, or made from its chat completion chunks (bridge)."""
+    own, or made from its chat completion chunks (bridge). An error the upstream reports
+    in the stream is a ProxyError (its text stays in the record)."""
     timeout = ex.state.settings.upstream_timeout
     if api != "chat":
         previous_id = ""
-        async for ev in upstream_events(resp, timeout):
+        async for ev in upstream_events(resp, timeout, ex.deadline):
             if ev.data.strip() == "[DONE]":
                 continue
             obj = parse_data(ev)
+            if isinstance(obj, dict) and obj.get("type") == "error":
+                raise upstream_stream_error(json.dumps(obj))
             yield encode_event(ev, previous_id), obj
             previous_id = ev.id
         return
@@ -201,17 +198,13 @@ async def events(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[
     for e in bridge.start():
         yield _encode(e), e
     done = False
-    async for ev in upstream_events(resp, timeout):
+    async for ev in upstream_events(resp, timeout, ex.deadline):
         if ev.data.strip() == "[DONE]":
             done = True
             break
         obj = parse_data(ev)
         if isinstance(obj, dict) and obj.get("error") is not None:
-            err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
-            e = bridge.event("error", code=err.get("code"), message=str(err.get("message") or "upstream error"),
-                             param=err.get("param"), error=err)
-            yield _encode(e), e
-            return
+            raise upstream_stream_error(str(obj.get("error")))
         for e in bridge.feed(obj):
             yield _encode(e), e
     if not done:
@@ -221,41 +214,31 @@ async def events(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[
         yield _encode(e), e
 
 
-async def relay(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[bytes]:
+def relay(ex: Exchange, resp: httpx.Response, api: str) -> AsyncIterator[bytes]:
     """Events relayed behind the hold-back window (streaming.HoldBack, the same rules as
-    chat streams); a check that blocks, or upstream trouble, ends the stream with an
-    `error` event."""
+    chat streams, `flow.relay_stream` around them); a check that blocks, upstream
+    trouble or a shutdown ends the stream with an `error` event."""
     texts = ResponseStreamTexts()
     last: list[Inspection] = []
     hb = answer_holdback(ex, STREAMED_RESPONSE, texts.value, last)
     seq, done = -1, False
-    try:
-        try:
-            async for data, obj in events(ex, resp, api):
-                typ = obj.get("type") if isinstance(obj, dict) else None
-                if isinstance(obj, dict) and isinstance(obj.get("sequence_number"), int):
-                    seq = max(seq, obj["sequence_number"])
-                if typ == "error":
-                    for b in await upstream_error_event(ex, hb, json.dumps(obj), data):
-                        yield b
-                    return
-                for b in await hb.push(data, texts.feed(obj)):
-                    yield b
-                done = done or typ in _TERMINAL
-            if not done:
-                raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before the response "
-                                 "was complete", kind="upstream_cut")
-            for b in await hb.finish():
+
+    async def relayed() -> AsyncIterator[bytes]:
+        nonlocal seq, done
+        async for data, obj in events(ex, resp, api):
+            if isinstance(obj, dict) and isinstance(obj.get("sequence_number"), int):
+                seq = max(seq, obj["sequence_number"])
+            for b in await hb.push(data, texts.feed(obj)):
                 yield b
-        except ProxyError as e:
-            held, e = await stream_failed(ex, hb, e)
-            for b in held:
-                yield b
-            yield responses_error_event(e, ex.request_id, seq + 1)
-    finally:
+            done = done or (isinstance(obj, dict) and obj.get("type") in _TERMINAL)
+        if not done:
+            raise ProxyError(502, "upstream_stream_cut", "upstream closed the stream before the response "
+                             "was complete", kind="upstream_cut")
+        for b in await hb.finish():
+            yield b
+
+    def end() -> None:
         end_stream(ex, last[0] if last else None, STREAMED_RESPONSE.text(texts.value()), done,
                    lambda: _audit_request(ex), texts.message_text())
-        try:
-            await resp.aclose()
-        except Exception:  # noqa: BLE001 - the client is gone or the upstream broke: nothing to do
-            pass
+
+    return relay_stream(ex, resp, hb, relayed(), lambda e: responses_error_event(e, ex.request_id, seq + 1), end)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import time
 from typing import Any, AsyncIterator
 
 from fastapi import Request
@@ -20,7 +21,7 @@ from .metrics import CONTENT_TYPE_LATEST
 from .paths import same_route
 from .responses import responses as checked_responses
 from .state import ProxyState
-from .upstream import client_response_headers, forward_request_headers, upstream_bytes
+from .upstream import client_response_headers, forward_request_headers, upstream_bytes, upstream_error_from_response
 
 __all__ = ["chat_completions", "completions", "responses", "models", "passthrough", "healthz", "readyz", "metrics",
            "http_error", "body_schema"]
@@ -81,8 +82,14 @@ async def passthrough(request: Request, path: str) -> Response:
                              "so it is refused (setting passthrough_deny)", kind="denied")
         raw = await read_body(request, s.max_body_bytes)
         headers = forward_request_headers(request.headers, caller.upstream_auth)
+        deadline = time.monotonic() + caller.profile.inspector.policy.proxy.upstream_deadline_s
         resp = await state.upstream.send(request.method, "/" + path, query=request.url.query,
-                                         headers=headers, content=raw or None)
+                                         headers=headers, content=raw or None, deadline=deadline)
+        if resp.status_code >= 500:  # the upstream's own error text is not passed on
+            err = upstream_error_from_response(resp.status_code, await state.upstream.read(resp, deadline))
+            assert err is not None
+            log.warning("pass-through: %s", err.describe(), extra={"fields": {"request_id": rid}})
+            raise err
     except ProxyError as e:
         state.metrics.errors.labels(e.kind).inc()
         set_decision(request, ERROR_DECISION)
@@ -90,7 +97,7 @@ async def passthrough(request: Request, path: str) -> Response:
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream_bytes(resp, s.upstream_timeout):
+            async for chunk in upstream_bytes(resp, s.upstream_timeout, deadline):
                 yield chunk
         except ProxyError as e:
             state.metrics.errors.labels(e.kind).inc()

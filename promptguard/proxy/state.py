@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..guard import load_guard
-from ..inspection import Inspector
+from ..inspection import Inspector, reference_segments
 from ..parsing import CHAT
 from ..parsing.answers import STREAMED_ANSWERS
 from ..policy import answer_detector_names
@@ -44,7 +44,7 @@ def build_profile(policy_path: Path | None, settings: ProxySettings, metrics: Me
     """Load a policy (with the `--baseline` of the settings) and build its detectors and
     audit once; bad policies fail here, before the server listens."""
     detectors = {"baseline": {"path": str(settings.baseline)}} if settings.baseline is not None else None
-    guard = load_guard(policy_path, detectors=detectors)
+    guard = load_guard(policy_path, detectors=detectors, face="proxy")
     inspector = Inspector(guard, observe=metrics.observe_check, inline_detectors=frozenset(settings.inline_detectors))
     answers = inspector.restricted(answer_detector_names(guard.policy, settings.answer_detectors))
     auditor = None
@@ -77,6 +77,7 @@ class ProxyState:
     upstream: Upstream
     warm: bool = False
     warm_errors: list[str] = field(default_factory=list)
+    in_flight: int = 0  # checked requests not yet recorded (shutdown waits for them)
     _ready_cache: tuple[float, bool, str] = (0.0, False, "")
 
     def authenticate(self, request: Request) -> Caller:
@@ -116,7 +117,8 @@ class ProxyState:
         errors: list[str] = []
         for prof in self.profiles.values():
             errors.extend((await prof.inspector.ainspect(CHAT, body)).decision.errors)
-            answer = await prof.answers.ainspect(STREAMED_ANSWERS, {0: "2 + 3 = 5. The answer is 5."}, "outbound")
+            answer = await prof.answers.ainspect(STREAMED_ANSWERS, {0: "2 + 3 = 5. The answer is 5."}, "outbound",
+                                                 reference=reference_segments(CHAT.read(body)))
             errors.extend(answer.decision.errors)
         self.warm_errors = errors
         self.warm = True

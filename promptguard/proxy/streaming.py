@@ -11,7 +11,9 @@ every `check_every` new characters and once more at the end, before `[DONE]`.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Awaitable, Callable
@@ -20,6 +22,7 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
 from .errors import ProxyError
+from .upstream import deadline_error
 
 __all__ = ["HoldBack", "upstream_events", "encode_event", "parse_data", "MAX_EVENT_CHARS"]
 
@@ -37,14 +40,24 @@ def encode_event(ev: ServerSentEvent, previous_id: str = "") -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def upstream_events(resp: httpx.Response, read_timeout: float) -> AsyncIterator[ServerSentEvent]:
-    """The upstream's events; stalls, broken connections and over-long events become
-    ProxyErrors. A stream that ends in the middle of an event yields nothing for it."""
+async def upstream_events(resp: httpx.Response, read_timeout: float,
+                          deadline: float | None = None) -> AsyncIterator[ServerSentEvent]:
+    """The upstream's events; stalls, broken connections, over-long events and the
+    whole stream's deadline (a `time.monotonic()` value) become ProxyErrors. A stream
+    that ends in the middle of an event yields nothing for it."""
+    it = EventSource(resp).aiter_sse()
     try:
-        async for ev in EventSource(resp).aiter_sse():
+        while True:
+            try:
+                async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
+                    ev = await anext(it)
+            except StopAsyncIteration:
+                return
             if len(ev.data) > MAX_EVENT_CHARS:
                 raise ProxyError(502, "upstream_invalid_response", "upstream sent an over-long server-sent event")
             yield ev
+    except TimeoutError:
+        raise deadline_error() from None
     except httpx.TimeoutException:
         raise ProxyError(504, "upstream_timeout", f"upstream stream stalled for more than {read_timeout:g}s") from None
     except httpx.HTTPError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from ..policy import Action
 if TYPE_CHECKING:  # pragma: no cover
     from ..inspection import Inspection
 
-__all__ = ["Record", "BLOCKED_STATUS", "ERROR_DECISION", "sha256_text", "worst"]
+__all__ = ["BLOCKED_STATUS", "ERROR_DECISION", "Record", "scrub", "sha256_text", "worst"]
 
 # The status of a blocked request in every face: the proxy answers it (OpenAI clients
 # raise BadRequestError), the LangChain integration and the scanner record it.
@@ -98,9 +99,70 @@ class Record:
         if answer is not None:
             self.answer_sha256 = sha256_text(answer)
             self.answer_text = answer if keep else None
+        # what `redact` looks for (in memory only, never stored)
+        self._seen = [*self._seen, *(t for t in (prompt, answer) if t)]
+
+    def redact(self) -> "Record":
+        """Leave no request or answer text in the record (`store_text: false`): the
+        texts go, each finding's `evidence` (the matched text) goes, `details` keep
+        only numbers and flags, and messages, changes, the summary and errors are
+        scrubbed of what quotes the texts (see `scrub`). Hashes, rules, kinds, spans
+        and scores stay, so a record still says what was found where."""
+        self.prompt_text = self.answer_text = None
+        seen = "\n".join(self._seen).lower()
+        for f in self.findings:
+            f["evidence"] = ""
+            if isinstance(f.get("message"), str):
+                f["message"] = scrub(f["message"], seen)
+            if "details" in f:
+                f["details"] = _text_free(f["details"])
+        self.changes = [scrub(c, seen) for c in self.changes]
+        self.errors = [scrub(e, seen) for e in self.errors]
+        self.summary = scrub(self.summary, seen)
+        return self
 
     # set once `note` took a first inspection (a plain attribute, not a record field)
     _noted = False
+    _seen = ()  # the texts hashed (per record, set by `hash_texts`; not a field)
+
+
+# how messages quote request or answer text: quoted spans (detectors quote with repr,
+# sometimes clipped with an ellipsis) and parenthesised ones (the audit shows answers
+# as "(a -> b)"); and what is never a detector's own words: URLs, host and file names,
+# e-mail addresses, runs of digits (card numbers, SSNs, phone numbers)
+_QUOTED = re.compile(r"""(?<!\w)'((?:[^'\\\n]|\\.)*)'(?!\w)|"((?:[^"\\\n]|\\.)*)"|`([^`\n]*)`|\(([^()\n]*)\)""")
+_TEXTISH = re.compile(r"\S+@\S+|[a-z][a-z0-9+.-]*://\S+|\b[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"
+                      r"|\d[\d ().\-/]{4,}\d", re.IGNORECASE)
+_ELLIPSIS = " .…\t\n'\"`"
+
+
+def scrub(text: str, seen: str | None = None) -> str:
+    """`text` without what may quote request or answer text: a quoted or parenthesised
+    span whose content occurs in `seen` (the texts, lower-cased; every quoted span when
+    None; an answer comparison `a -> b` always), and URLs, host names, e-mail addresses
+    and long runs of digits always. A rule's own description keeps its words."""
+    if not text:
+        return text
+
+    def quoted(m: re.Match[str]) -> str:
+        inner = next(g for g in m.groups() if g is not None)
+        if "->" in inner:  # an answer comparison
+            return "[redacted]"
+        core = inner.strip(_ELLIPSIS).lower()
+        if seen is None:
+            return m.group(0) if m.group(4) is not None else "[redacted]"
+        return "[redacted]" if core and core in seen else m.group(0)
+
+    return _TEXTISH.sub("[redacted]", _QUOTED.sub(quoted, text))
+
+
+def _text_free(value: Any) -> Any:
+    """Numbers, flags and None of a details value (nested), nothing that is text."""
+    if isinstance(value, dict):
+        return {k: _text_free(v) for k, v in value.items() if not isinstance(v, str)}
+    if isinstance(value, (list, tuple)):
+        return [_text_free(v) for v in value if not isinstance(v, str)]
+    return value
 
 
 _ACTIONS = {a.value for a in Action}

@@ -46,23 +46,20 @@ def lib(tmp_path):
     return d
 
 
-def test_examples_library_scans_with_the_default_policy():
-    res = scan(EXAMPLES, "--format", "json", "--fail-on", "never")
-    assert res.exit_code == 0, res.stderr
-    data = json.loads(res.stdout)
-    by = {Path(f["path"]).name: f for f in data["files"]}
-    assert len(by) >= 14 and data["summary"]["errors"] == 0
-    assert all(f["error"] is None for f in data["files"])
-    # the poisoned files the rules catch today: hidden instruction in a retrieved document, invisible Unicode
-    assert by["rag_hidden_instruction.json"]["verdict"] != "allow"
-    assert by["invisible_unicode_system.txt"]["verdict"] != "allow"
-    assert by["web_page_image_exfiltration.json"]["verdict"] != "allow"
-    ctx = [f for f in by["rag_hidden_instruction.json"]["findings"] if f["segment_kind"] == "context"]
-    assert ctx and all(f["segment_index"] == 0 for f in ctx)
-    # the table form with the default --fail-on block exits 1 on these
-    table = scan(EXAMPLES)
-    assert table.exit_code == 1
-    assert "rag_hidden_instruction.json:" in table.stdout and "files scanned in" in table.stdout.splitlines()[-1]
+def test_table_lists_the_files_to_look_at_and_exit_1_says_why(policy, lib, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that no path is folded
+    res = scan(lib, "--policy", policy)
+    assert res.exit_code == 1
+    lines = res.stdout.splitlines()
+    assert lines[0].split()[:2] == ["File", "Verdict"]
+    assert any(ln.startswith(str(lib / "blocked.json")) and " block " in ln for ln in lines)
+    assert any(ln.startswith("allowed (1): " + str(lib / "clean.txt")) for ln in lines)  # flagged.md has a row
+    assert lines[-1].startswith("3 files scanned in")
+    assert "exit code 1: 1 file(s) reached --fail-on block (1 block)" in res.stderr
+    assert str(lib / "blocked.json") + " (block)" in res.stderr and "--fail-on never" in res.stderr
+    verbose = scan(lib, "--policy", policy, "--verbose", "--fail-on", "never")
+    assert verbose.exit_code == 0 and verbose.stderr == ""
+    assert str(lib / "clean.txt") in verbose.stdout and "allowed (" not in verbose.stdout
 
 
 def test_badchain_prompts_json(badchain_dir, policy):
@@ -117,7 +114,9 @@ def test_unscannable_files_are_reported_and_exit_2(policy, lib):
     (lib / "bad-utf8.md").write_bytes(b"caf\xe9")
     (lib / "empty.txt").write_text("")
     res = scan(lib, "--policy", policy, "--format", "json")
-    assert res.exit_code == 2 and "3 file(s) could not be scanned" in res.stderr
+    assert res.exit_code == 2 and "exit code 2: 3 file(s) could not be scanned" in res.stderr
+    assert "broken.json: invalid JSON" in res.stderr
+    assert "also 1 file(s) reached --fail-on block" in res.stderr  # the blocked file is said too
     data = json.loads(res.stdout)
     errors = {Path(f["path"]).name: f["error"] for f in data["files"] if f["verdict"] == "error"}
     assert set(errors) == {"broken.json", "blob.txt", "bad-utf8.md"}
@@ -130,11 +129,33 @@ def test_sarif_written_to_a_file(policy, lib, tmp_path, monkeypatch):
     out = tmp_path / "report.sarif"
     res = scan(".", "--policy", policy, "--format", "sarif", "-o", out, "--fail-on", "never")
     assert res.exit_code == 0 and res.stdout == ""
+    assert res.stderr.strip() == (f"promptguard: wrote the sarif report to {out} "
+                                  "(3 files: 1 block, 0 sanitize, 1 flag, 1 allow, 0 error)")
     sarif = json.loads(out.read_text())
     results = sarif["runs"][0]["results"]
     assert {r["ruleId"] for r in results} == {"T-INJ-001", "T-EXF-001"}
     assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results} == {"blocked.json", "flagged.md"}
     assert {r["level"] for r in results} == {"error", "warning"}
+
+
+def test_sarif_to_a_file_under_the_default_fail_on_says_why_it_exits_1(policy, lib, tmp_path):
+    """A CI log must not read as a crash: exit 1 comes with the files and the reason."""
+    out = tmp_path / "report.sarif"
+    res = scan(lib, "--policy", policy, "--format", "sarif", "-o", out)
+    assert res.exit_code == 1 and res.stdout == "" and out.is_file()
+    lines = res.stderr.strip().splitlines()
+    assert lines[0].startswith(f"promptguard: wrote the sarif report to {out}")
+    assert lines[1] == (f"promptguard: exit code 1: 1 file(s) reached --fail-on block (1 block): {lib / 'blocked.json'} "
+                        "(block). The report has the findings; --fail-on never reports without failing.")
+
+
+def test_html_report_is_written(policy, lib, tmp_path):
+    out = tmp_path / "report.html"
+    res = scan(lib, "--policy", policy, "--format", "html", "-o", out, "--fail-on", "never")
+    assert res.exit_code == 0, res.stderr
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and "default-src 'none'" in page
+    assert '<mark class="act-block"' in page and "Ignore all previous instructions" in page
 
 
 def _big_file(path: Path, size: int) -> None:
@@ -185,3 +206,36 @@ def test_installed_entry_point_and_parallel_workers(policy, tmp_path):
         assert proc.returncode == 1, proc.stderr
         outs.append(json.loads(proc.stdout)["files"])
     assert outs[0] == outs[1] and len(outs[0]) == 40
+
+
+def test_progress_bar_on_stderr_only_when_it_is_a_terminal(policy, tmp_path):
+    """The installed command with stderr on a pseudo-terminal draws a progress bar there for
+    a long scan; the report on stdout stays clean, and without a terminal nothing is drawn."""
+    import pty
+
+    lib = tmp_path / "many"
+    lib.mkdir()
+    for i in range(60):
+        (lib / f"p{i:02d}.txt").write_text(f"Prompt {i}: answer politely.")
+    exe = Path(sys.executable).parent / "promptguard"
+    cmd = [str(exe), "scan", str(lib), "--policy", str(policy), "--format", "json", "--workers", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TERM": "xterm", "COLUMNS": "100"}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = proc.communicate(timeout=120)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"scanning" in drawn and b"60/60" in drawn
+    assert json.loads(out)["summary"]["files"] == 60 and b"scanning" not in out
+    piped = subprocess.run(cmd, capture_output=True, env=env, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == b""

@@ -160,7 +160,9 @@ def test_scan_sarif_and_table(prompt_file):
     assert {"demonstrations/PG-DEMO-POISONED", "demonstrations/PG-DEMO-TRIGGER"} & rules or any(
         "PG-DEMO-POISONED" in (r.get("ruleId") or "") for r in results
     )
-    res = CliRunner().invoke(app, ["scan", str(prompt_file), "--fail-on", "flag"])
+    # the table lists every finding with --verbose (its default row shows the top one)
+    res = CliRunner().invoke(app, ["scan", str(prompt_file), "--fail-on", "flag", "--verbose"],
+                             env={"COLUMNS": "250"})
     assert res.exit_code == 1  # findings at or above flag
     assert "PG-DEMO-POISONED" in res.stdout and "demonstration[0]" in res.stdout
 

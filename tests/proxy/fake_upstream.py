@@ -13,7 +13,13 @@ upstream fail in each way the proxy must survive:
 - `fake-cut`: (stream) closes the stream without `[DONE]`; (non-stream) truncated JSON;
 - `fake-garbage`: answers 200 with a body that is not JSON / events that are not JSON;
 - `fake-500`, `fake-503`: answers with that status;
-- `fake-404`: answers 404 in the OpenAI error format (a client error to pass through).
+- `fake-404`: answers 404 in the OpenAI error format (a client error to pass through);
+- `fake-tool:<arguments>`: (chat) answers with one tool call `fetch(<arguments>)` and no
+  text; streamed as tool-call deltas a few characters at a time;
+- `fake-trickle:<seconds>`: answers a little at a time (a chunk every 0.25 s, streamed or
+  not) for that long: each read is quick, the whole answer is slow.
+
+Everything that reaches it is logged in `state`: parsed bodies, raw bodies, headers, paths.
 
 `POST /v1/responses` speaks the Responses API natively (plain and streamed, the event
 order of OpenAI's server; it stands in for vLLM or OpenAI, which the tests cannot
@@ -23,7 +29,7 @@ run), echoing the last user input, with these extra models:
   unless the last input item is a `function_call_output`, which it then echoes
   (`tool said: <output>`), so an agent loop ends;
 - `fake-reason:<text>`: a reasoning item whose summary is <text>, then the echo;
-- `fake-say:`, `fake-cut`, `fake-500` as above. `{}` is refused with 400 (the
+- `fake-say:`, `fake-slow:`, `fake-cut`, `fake-500` as above. `{}` is refused with 400 (the
   proxy's probe of whether /v1/responses exists).
 
 End-to-end tests use the real llama.cpp server instead (tests/llm_server.py); this
@@ -116,7 +122,7 @@ def _pieces(text: str) -> list[str]:
 
 def create_fake_upstream() -> Starlette:
     # what reached this upstream: bodies, headers, and every path as it arrived (raw)
-    state: dict[str, Any] = {"requests": [], "headers": [], "paths": []}
+    state: dict[str, Any] = {"requests": [], "headers": [], "paths": [], "raw": []}
 
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [
@@ -140,6 +146,7 @@ def create_fake_upstream() -> Starlette:
             return JSONResponse({"error": {"message": "invalid JSON", "type": "BadRequestError", "code": 400}},
                                 status_code=400)
         state["requests"].append(body)
+        state["raw"].append(raw)
         state["headers"].append(dict(request.headers))
         state["paths"].append(request.scope.get("raw_path", b"").decode("latin-1"))
         model = str(body.get("model") or "fake-echo")
@@ -160,12 +167,16 @@ def create_fake_upstream() -> Starlette:
         if body.get("stream") is True:
             return StreamingResponse(_stream(body, chat, answer, n, rid, created, model, usage),
                                      media_type="text/event-stream")
+        if model.startswith("fake-trickle:"):
+            return StreamingResponse(_trickle(float(model.split(":", 1)[1])), media_type="application/json")
         if model == "fake-garbage":
             return Response(b"<html>502 Bad Gateway (not JSON)</html>", media_type="application/json")
         if chat:
-            choices = [{"index": i, "message": {"role": "assistant", "content": answer, "refusal": None,
-                                                 "annotations": None, "audio": None, "function_call": None,
-                                                 "tool_calls": [], "reasoning_content": None},
+            calls = [_tool_call(model)] if model.startswith("fake-tool:") else []
+            choices = [{"index": i, "message": {"role": "assistant", "content": None if calls else answer,
+                                                 "refusal": None, "annotations": None, "audio": None,
+                                                 "function_call": None, "tool_calls": calls,
+                                                 "reasoning_content": None},
                         "logprobs": None, "finish_reason": "stop", "stop_reason": None} for i in range(n)]
             out = {"id": rid, "object": "chat.completion", "created": created, "model": model,
                    "choices": choices, "service_tier": None, "system_fingerprint": None, "usage": usage,
@@ -195,6 +206,24 @@ def create_fake_upstream() -> Starlette:
         if chat:
             yield ev([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                        "finish_reason": None} for i in range(n)])
+        if chat and model.startswith("fake-tool:"):
+            call = _tool_call(model)
+            args = call["function"]["arguments"]
+            yield ev([{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                             "function": {"name": "fetch", "arguments": ""}}]}}])
+            for k in range(0, len(args), 6):
+                yield ev([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": args[k:k + 6]}}]}}])
+                await asyncio.sleep(0)
+            yield ev([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}])
+            yield b"data: [DONE]\n\n"
+            return
+        if model.startswith("fake-trickle:"):
+            end = time.monotonic() + float(model.split(":", 1)[1])
+            while time.monotonic() < end:
+                yield ev([{"index": 0, "delta": {"content": "."}, "finish_reason": None}])
+                await asyncio.sleep(0.25)
+            yield b"data: [DONE]\n\n"
+            return
         pieces = _pieces(answer)
         for k, piece in enumerate(pieces):
             if model.startswith("fake-stall:") and k == 2:
@@ -218,6 +247,18 @@ def create_fake_upstream() -> Starlette:
             yield ev([], usage=usage)
         yield b"data: [DONE]\n\n"
 
+    def _tool_call(model: str) -> dict[str, Any]:
+        return {"id": "call_1", "type": "function",
+                "function": {"name": "fetch", "arguments": model[len("fake-tool:"):]}}
+
+    async def _trickle(seconds: float) -> AsyncIterator[bytes]:
+        end = time.monotonic() + seconds
+        yield b'{"id": "x", "object": "chat.completion", "choices": ['
+        while time.monotonic() < end:
+            yield b" "
+            await asyncio.sleep(0.25)
+        yield b"]}"
+
     async def responses(request: Request) -> Response:
         raw = await request.body()
         try:
@@ -230,8 +271,11 @@ def create_fake_upstream() -> Starlette:
                                            "type": "invalid_request_error", "param": "model",
                                            "code": "missing_required_parameter"}}, status_code=400)
         state["requests"].append(body)
+        state["raw"].append(raw)
         state["headers"].append(dict(request.headers))
         model = str(body["model"])
+        if model.startswith("fake-slow:"):
+            await asyncio.sleep(float(model.split(":", 1)[1]))
         if model in ("fake-500", "fake-503"):
             return JSONResponse({"error": {"message": "upstream is sick", "type": "server_error"}},
                                 status_code=int(model[-3:]))

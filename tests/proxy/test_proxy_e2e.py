@@ -98,7 +98,9 @@ async def test_sanitized_and_flagged_requests(real):
     assert raw.headers["x-promptguard-decision"] == "sanitize"
     assert raw.parse().choices[0].message.content.strip()
     rec = _last_record(app, raw.headers["x-promptguard-request-id"])
-    assert rec["decision"] == "sanitize" and any("<<strip-me>>" in c for c in rec["changes"])
+    # the change is recorded; without store_text, not the text it removed (issue 13)
+    assert rec["decision"] == "sanitize" and any(c.startswith("removed") and "query[0]" in c for c in rec["changes"])
+    assert not any("<<strip-me>>" in c for c in rec["changes"])
 
     raw = await client.chat.completions.with_raw_response.create(
         model=model, max_tokens=MAX_TOKENS, temperature=0, stream=True,

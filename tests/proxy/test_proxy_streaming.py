@@ -36,3 +36,13 @@ def test_events_are_re_sent_with_their_fields():
     ev = ServerSentEvent(event="delta", data="a\nb", id="7", retry=100)
     assert encode_event(ev) == b"event: delta\nid: 7\nretry: 100\ndata: a\ndata: b\n\n"
     assert b"id:" not in encode_event(ev, previous_id="7")
+
+
+async def test_any_line_ending_split_anywhere():
+    """CR, LF or CRLF line endings, with the stream cut into pieces at every position."""
+    for nl in (b"\n", b"\r", b"\r\n"):
+        raw = b"data: {\"a\": 1}" + nl + nl + b"data: {\"b\": 2}" + nl + nl + b"data: [DONE]" + nl + nl
+        for size in (1, 2, 3, 7):
+            chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+            events = [ev.data async for ev in upstream_events(_response(chunks), 5.0)]
+            assert events == ['{"a": 1}', '{"b": 2}', "[DONE]"], (nl, size)

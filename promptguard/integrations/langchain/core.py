@@ -14,22 +14,31 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from ...findings import Finding
 from ...guard import Guard, GuardResult, load_guard
-from ...inspection import INBOUND, OUTBOUND, Inspection, Inspector, Shape, audit_failed, fold_audit
+from ...inspection import (
+    INBOUND,
+    OUTBOUND,
+    Inspection,
+    Inspector,
+    Shape,
+    audit_failed,
+    fold_audit,
+    reference_segments,
+)
 from ...policy import DEFAULT_ANSWER_DETECTORS, Action, Decision, Policy, answer_detector_names
 from ...records import BLOCKED_STATUS, Record
 from ...segments import Segment
 from .shapes import GENERATIONS, MESSAGE_BATCH, MESSAGES, PROMPTS, generation_texts
 
-__all__ = ["GuardEvent", "PromptBlocked", "Core", "Inspect", "Audit", "Background", "Recorder"]
+__all__ = ["Audit", "Background", "Core", "GuardEvent", "Inspect", "PromptBlocked", "Recorder"]
 
 log = logging.getLogger("promptguard.langchain")
 
@@ -122,6 +131,8 @@ class GuardEvent:
             rec.hash_texts(answer=self.text, keep=keep_text)
         else:
             rec.hash_texts(prompt=self.text, keep=keep_text)
+        if not keep_text:  # no prompt or answer text anywhere in the record, evidence included
+            rec.redact()
         return rec
 
 
@@ -157,6 +168,7 @@ class Inspect:
     value: Any
     stage: str = INBOUND
     answers: bool = False  # with the answer detectors
+    reference: list[Segment] = field(default_factory=list)  # read, not checked (the prompt an answer replies to)
 
 
 @dataclass
@@ -218,7 +230,7 @@ class Core:
             raise ValueError("on_sanitize must be 'block' or 'flag'")
         if guard is not None and policy is not None:
             raise ValueError("pass either guard= or policy=, not both")
-        self.guard = load_guard(guard if guard is not None else policy)
+        self.guard = load_guard(guard if guard is not None else policy, face="langchain")
         self.policy = self.guard.policy
         self.inspector = Inspector(self.guard)
         # answers are checked by the policy's answer detectors, as in the proxy
@@ -294,9 +306,10 @@ class Core:
         """A model starts: check its prompt, and keep what its end needs (the request
         `body` is made only for the answer audit)."""
         if not self.check_prompts:
-            try:  # the segments and the body are only needed for the answer audit
+            try:  # the segments: the answer audit's input and the answer check's reference
                 audited = self.auditor is not None
-                self._remember(kw, _RunState(shape.read(value) if audited else [], [], body() if audited else {},
+                keep = audited or self.check_outputs
+                self._remember(kw, _RunState(shape.read(value) if keep else [], [], body() if audited else {},
                                              model, list(kw.get("tags") or []), dict(kw.get("metadata") or {})))
             except Exception:
                 log.debug("promptguard: cannot keep the prompt for the audit", exc_info=True)
@@ -335,7 +348,8 @@ class Core:
         who = state.name if state else ""
         gens = response.generations
         if self.check_outputs:
-            insp = yield Inspect(GENERATIONS, gens, OUTBOUND, answers=True)
+            reference = reference_segments(state.segments) if state is not None else []
+            insp = yield Inspect(GENERATIONS, gens, OUTBOUND, answers=True, reference=reference)
         else:
             insp = Inspection(GENERATIONS, gens, OUTBOUND, Decision(action=Action.ALLOW, checks=[]),
                               segments=GENERATIONS.read(gens), output=gens)

@@ -91,7 +91,7 @@ class PromptGuardCallbackHandler(_Switches, Core, BaseCallbackHandler):
     def _call(self, step: Any) -> Any:
         """Answer one request of a flow, synchronously."""
         if isinstance(step, Inspect):
-            return self.inspector_for(step).inspect(step.shape, step.value, step.stage)
+            return self.inspector_for(step).inspect(step.shape, step.value, step.stage, reference=step.reference)
         if isinstance(step, Audit):
             return run_sync(self.auditor.audit(*step.args))
         return submit(self.audit_later(step))
@@ -143,7 +143,8 @@ class AsyncPromptGuardCallbackHandler(_Switches, Core, AsyncCallbackHandler):
     async def _acall(self, step: Any) -> Any:
         """Answer one request of a flow, awaiting it."""
         if isinstance(step, Inspect):
-            return await self.inspector_for(step).ainspect(step.shape, step.value, step.stage)
+            return await self.inspector_for(step).ainspect(step.shape, step.value, step.stage,
+                                                           reference=step.reference)
         if isinstance(step, Audit):
             return await self.auditor.audit(*step.args)
         task = asyncio.get_running_loop().create_task(self.audit_later(step))

@@ -22,7 +22,7 @@ from ...parsing import PROMPT, ParseError
 from ...parsing.answers import answer_segments
 from ...parsing.langchain import langchain_messages_to_openai, lc_content
 from ...parsing.openai import messages_text, parse_messages
-from ...sanitize import apply_to_messages
+from ...sanitize import Unwritable, apply_to_messages
 from ...segments import Segment, SegmentBuilder, SegmentKind
 
 __all__ = ["MESSAGE_BATCH", "MESSAGES", "PROMPTS", "DOCUMENTS", "TOOL_OUTPUT", "GENERATIONS", "RUNNABLE_INPUT",
@@ -57,7 +57,11 @@ class _Messages:
         dicts = [{**d, "_pg_index": i} for i, d in enumerate(langchain_messages_to_openai(orig))]
         out = []
         for d in apply_to_messages(dicts, result.edits):
-            m = orig[d["_pg_index"]]
+            i = d["_pg_index"]
+            if any(d.get(k) != dicts[i].get(k) for k in d.keys() | dicts[i].keys() if k != "content"):
+                # only the content is written back into a LangChain message: fail closed
+                raise Unwritable(f"message {i}: an edit of a field other than its content cannot be written back")
+            m = orig[i]
             out.append(m if d["content"] == lc_content(m.content) else m.model_copy(update={"content": d["content"]}))
         return out
 
