@@ -16,6 +16,11 @@ Every text the model reads in a Responses request becomes a segment:
       `server_description` (parameter      are often third-party text (MCP servers, tool registries)
       schema descriptions included)
     prompt template variables            context, source `prompt-variable:<name>`
+    `input_image.image_url`,             context, source the part's type: the text the URL
+      `input_file.file_url` of a part      carries (percent-decoded, a `data:text/…` URI's text),
+                                         as chat's media URLs (`parsing/openai.py`)
+    `text.format` JSON schema            context, source `response_format`: descriptions,
+                                         titles, enum values, property names (`schema_pieces`)
     any other item type                  context, source `item:<type>`: each string it carries
                                          (ids, types, statuses, URLs and base64 data excepted)
 
@@ -26,7 +31,11 @@ demonstrations are found as in a chat request), the other places become context
 segments after them. The writer applies the guard's edits to the view
 (`sanitize.apply_to_messages`) and writes each changed text back at its path: every
 other field, item and part is kept; a message whose whole text goes is removed, a
-tool result keeps its item (its text becomes `[content removed by promptguard]`).
+tool result keeps its item (its text becomes `[content removed by promptguard]`). The
+URLs and the schema are read in place (segments anchored by field in the body) and
+edited there (`sanitize.apply_to_fields`; a URL read decoded cannot be, so such an edit
+blocks). An edit of a view message's other fields (a tool result's call name, read like
+a chat `name`) has no place in the body: it blocks too (`Unwritable`).
 
 The answers (`Response.output`: `output_text` and `refusal` parts, `function_call`
 arguments, `custom_tool_call` input, reasoning summaries and text) are one `answer`
@@ -46,10 +55,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..content import content_text
-from ..sanitize import REMOVED_TOOL_CONTENT, apply_to_messages, apply_to_text
+from ..sanitize import REMOVED_TOOL_CONTENT, Unwritable, apply_to_fields, apply_to_messages, apply_to_text
 from ..segments import Segment, SegmentBuilder, SegmentKind
 from .errors import ParseError
-from .openai import parse_messages
+from .openai import add_pieces, parse_messages, schema_pieces, url_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..guard import GuardResult
@@ -110,6 +119,7 @@ class _View:
     places: list[Place] = field(default_factory=list)
     extras: list[tuple[int, str, str]] = field(default_factory=list)  # (view index, role, source)
     n_chat: int = 0  # messages[:n_chat] are read as a conversation
+    urls: list[tuple[Path, str, str]] = field(default_factory=list)  # (body path, role, part type) of media URLs
 
     def add(self, place: Place, msg: dict[str, Any]) -> int:
         msg["_pg_i"] = len(self.messages)
@@ -134,6 +144,22 @@ def _content(value: Any, path: str) -> str | list[dict[str, Any]]:
             raise ParseError(f"{path}[{j}].{key} must be a string")
         text = _part_text(part)
         out.append({"type": "text", "text": text, "_pg": j} if text is not None else {"type": "other", "_pg": j})
+    return out
+
+
+# content-part keys whose string is a URL the model's input carries (its text is read, decoded)
+_URL_KEYS = ("image_url", "file_url")
+
+
+def _media_urls(value: Any, path: Path) -> list[tuple[Path, str]]:
+    """(path, part type) of the media URLs among content parts (`input_image.image_url`,
+    `input_file.file_url`): text in a URL (a caption in the query string, a `data:text/…`
+    URI) reaches the model as chat's `image_url` does (`parsing/openai.py`)."""
+    out: list[tuple[Path, str]] = []
+    for j, part in enumerate(value if isinstance(value, list) else []):
+        for key in _URL_KEYS:
+            if isinstance(part, dict) and isinstance(part.get(key), str) and part[key].strip():
+                out.append((path + (j, key), str(part.get("type"))))
     return out
 
 
@@ -233,7 +259,7 @@ def _view(body: Any) -> _View:
         names = _call_names(items)
         for k, item in enumerate(items):
             path = prefix + (k,)
-            where = ".".join(str(p) for p in path)
+            where = _where(path)
             typ = item.get("type", "message" if "role" in item else None)
             if typ == "message":
                 role = item.get("role")
@@ -245,6 +271,7 @@ def _view(body: Any) -> _View:
                 v.add(Place(path + ("content",), parts=isinstance(content, list), empty="",
                             item=k if prefix == ("input",) else None),
                       {"role": role, "content": _content(content, where + ".content")})
+                v.urls += [(p, role, typ) for p, typ in _media_urls(content, path + ("content",))]
             elif isinstance(typ, str) and typ.endswith("_output") and _is_content(item.get("output")):
                 out = item.get("output")
                 if out is None:
@@ -252,6 +279,7 @@ def _view(body: Any) -> _View:
                 name = names.get(item.get("call_id"), str(item.get("name") or typ))  # type: ignore[arg-type]
                 v.add(Place(path + ("output",), parts=isinstance(out, list)),
                       {"role": "tool", "name": name, "content": _content(out, where + ".output")})
+                v.urls += [(p, "tool", typ) for p, typ in _media_urls(out, path + ("output",))]
             elif typ in ("function_call", "custom_tool_call", "mcp_call", "mcp_approval_request"):
                 key = "input" if typ == "custom_tool_call" else "arguments"
                 if isinstance(item.get(key), str) and item[key].strip():
@@ -300,7 +328,7 @@ def _tool_name(body: dict[str, Any], path: Path) -> str:
     return name or "?"
 
 
-def _segments(v: _View) -> list[Segment]:
+def _segments(v: _View, body: dict[str, Any]) -> list[Segment]:
     b = SegmentBuilder()
     if v.n_chat:
         parse_messages(v.messages[: v.n_chat], b)
@@ -310,6 +338,14 @@ def _segments(v: _View) -> list[Segment]:
             continue
         lead = len(text) - len(text.lstrip())
         b.add(SegmentKind.CONTEXT, text.strip(), message_index=i, source_start=lead, role=role, source=source)
+    # strings read in place in the body (anchored by field; message_index None)
+    for path, role, typ in v.urls:
+        text, exact = url_text(_get(body, path))
+        if text.strip():
+            b.add(SegmentKind.CONTEXT, text, field=path, exact=exact, role=role, source=typ)
+    fmt = body["text"].get("format") if isinstance(body.get("text"), dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        add_pieces(b, SegmentKind.CONTEXT, schema_pieces(fmt, ("text", "format")), source="response_format")
     return b.segments
 
 
@@ -341,12 +377,17 @@ class ResponsesBody:
     name = "responses"
 
     def read(self, body: Any) -> list[Segment]:
-        return _segments(_view(body))
+        return _segments(_view(body), body)
 
     def write(self, body: dict[str, Any], result: "GuardResult") -> dict[str, Any]:
         v = _view(body)
         after = {m["_pg_i"]: m for m in apply_to_messages(v.messages, result.edits)}
-        out = copy.deepcopy(body)
+        for i, new in after.items():
+            if any(new.get(k) != v.messages[i].get(k) for k in new.keys() | v.messages[i].keys() if k != "content"):
+                # a view message's other fields (a tool result's name) have no place in the body: fail closed
+                raise Unwritable(f"{_where(v.places[i].path)}: an edit of a field other than its text cannot be "
+                                 "written back")
+        out = apply_to_fields(copy.deepcopy(body), result.edits)  # the fields read in place (URLs, schemas)
         gone_items: set[int] = set()
         for i, place in enumerate(v.places):
             new = after.get(i)
@@ -362,7 +403,7 @@ class ResponsesBody:
                 text = new["content"]
                 _set(out, place.path, place.empty if text == REMOVED_TOOL_CONTENT or place.parts else text)
             else:
-                _set(out, place.path, _write_parts(_get(body, place.path), new["content"]))
+                _set(out, place.path, _write_parts(_get(out, place.path), new["content"]))
         if gone_items:
             out["input"] = [it for k, it in enumerate(out["input"]) if k not in gone_items]
         return out
@@ -374,6 +415,10 @@ class ResponsesBody:
             return ""
         label = {i: source for i, _, source in v.extras}
         return "\n\n".join(f"[{label.get(i, m['role'])}] {content_text(m['content'])}" for i, m in enumerate(v.messages))
+
+
+def _where(path: Path) -> str:
+    return ".".join(str(p) for p in path)
 
 
 def _write_parts(original: list[dict[str, Any]], view: list[dict[str, Any]]) -> list[dict[str, Any]]:
