@@ -18,7 +18,8 @@ import httpx
 import openai
 import pytest
 
-from tests.proxy.test_proxy_attacks import INJ, SYSTEM, Sleepy, _policy, _raw_post, _record, _records
+from tests.proxy.test_proxy_attacks import (INJ, SYSTEM, Sleepy, _gone, _policy, _raw_post, _record, _records,
+                                            cut_by_shutdown)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -220,10 +221,7 @@ def test_a_client_that_goes_away_cancels_the_checks_and_the_upstream_call(proxy_
     s = _raw_post(url, RESPONSES, {"model": "fake-slow:3", "input": "Hello"})
     time.sleep(0.5)
     s.close()
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline and len([r for r in _records(app) if r["status"] == 499]) < 2:
-        time.sleep(0.1)
-    gone = [r for r in _records(app) if r["status"] == 499]
+    gone = _gone(app, 2)
     assert len(gone) == 2 and all(r["latency_ms"] < 2500 and r["endpoint"] == RESPONSES for r in gone), gone
     time.sleep(0.8)
     assert Sleepy.finished - before == 1  # the check stopped: no group started after the client left
@@ -241,11 +239,8 @@ def test_a_client_that_leaves_a_stream_is_recorded_as_gone(proxy_factory, fake_u
     s.settimeout(5)
     assert b"200 OK" in s.recv(4096)  # the stream has started
     s.close()
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline and not _records(app):
-        time.sleep(0.1)
-    rows = _records(app)
-    assert len(rows) == 1 and rows[0]["status"] == 499 and rows[0]["endpoint"] == path, rows
+    rows = _gone(app, 1)
+    assert len(rows) == 1 and rows[0]["endpoint"] == path and len(_records(app)) == 1, _records(app)
     assert "client" in rows[0]["errors"][-1] and rows[0]["latency_ms"] < 2500
 
 
@@ -267,43 +262,13 @@ def test_a_trickling_upstream_is_cut_at_the_deadline_with_a_responses_error_even
 
 
 def test_requests_cut_by_shutdown_get_an_error_in_the_responses_form_and_accurate_records(fake_upstream, tmp_path):
-    import threading
-
-    from promptguard.proxy import load_settings
-    from promptguard.proxy.app import create_app
-    from promptguard.records import reader
-    from tests.proxy.conftest import ThreadServer
-
-    store = tmp_path / "shutdown.sqlite"
-    app = create_app(load_settings(upstream=fake_upstream[0], policy=str(_policy(tmp_path)), store=str(store),
-                                   log_level="error", responses_api="bridge", stream_holdback_chars=0,
-                                   stream_check_every_chars=1))
-    srv = ThreadServer(app).__enter__()
-    srv.server.config.timeout_graceful_shutdown = 0.5
-    out: dict[str, object] = {}
-
-    def plain() -> None:
-        out["plain"] = httpx.post(srv.url + RESPONSES, json={"model": "fake-slow:3", "input": "hi"}, timeout=20)
-
-    def streamed() -> None:
-        with httpx.stream("POST", srv.url + RESPONSES, json={"model": "fake-stall:3", "stream": True,
-                                                             "input": "one two three four five six"}, timeout=20) as r:
-            out["stream"] = r.read().decode()
-
-    threads = [threading.Thread(target=plain), threading.Thread(target=streamed)]
-    for th in threads:
-        th.start()
-    time.sleep(1.0)
-    srv.server.should_exit = True
-    for th in threads:
-        th.join(15)
-    srv.thread.join(15)
-    plain_r = out["plain"]
-    assert isinstance(plain_r, httpx.Response) and plain_r.status_code == 503
-    assert plain_r.json()["error"]["code"] == "server_shutting_down"
-    events = _events(str(out["stream"]))
+    """Bridged (the fake's chat completions are slow or stall)."""
+    plain_r, stream, rows = cut_by_shutdown(
+        fake_upstream[0], tmp_path, RESPONSES, {"model": "fake-slow:3", "input": "hi"},
+        {"model": "fake-stall:3", "stream": True, "input": "one two three four five six"}, responses_api="bridge")
+    assert plain_r.status_code == 503 and plain_r.json()["error"]["code"] == "server_shutting_down"
+    events = _events(stream)
     assert events[-1]["type"] == "error" and events[-1]["code"] == "server_shutting_down"
     assert events[-1]["sequence_number"] > events[-2]["sequence_number"]
-    rows = reader(str(store)).query(limit=None)
     assert sorted(r["status"] for r in rows) == [503, 503]
     assert all("shutdown" in r["errors"][-1] for r in rows)
