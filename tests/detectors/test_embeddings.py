@@ -14,7 +14,7 @@ import pytest
 from promptguard.detectors.base import DetectorError, create
 from promptguard.guard import Guard
 from promptguard.parsing import segments_from_messages
-from promptguard.policy import Action, load_policy, policy_from_text
+from promptguard.policy import Action, DetectorConfig, load_policy, policy_from_text
 from promptguard.segments import SegmentBuilder, SegmentKind
 
 pytestmark = pytest.mark.slow
@@ -133,7 +133,12 @@ def test_sanitize_cuts_the_window_out_of_context_but_not_a_query():
 
 
 def test_default_policy_flags_attack_query_and_allows_benign():
-    guard = Guard(load_policy())
+    """The default policy's embeddings thresholds, with the detector enabled as its comment
+    says (the default policy runs `classifier` in its place, docs/classifier.md)."""
+    pol = load_policy()
+    assert "embeddings" not in pol.enabled_detectors()
+    pol.detectors["embeddings"] = DetectorConfig(head="default", min_score=0.3, skip_trusted=True)
+    guard = Guard(pol)
     assert "embeddings" in [d.name for d in guard.detectors]
     attack = guard.check(segments_from_messages([
         {"role": "system", "content": "You help customers of a bicycle shop."},
