@@ -18,6 +18,7 @@ regression, the current `embeddings` detector's recipe).
 
     .venv/bin/python benchmarks/classifier_loso.py [--corpus .cache/classifier-corpus]
         [--folds s-labs,deepset] [--budget 600000] [--seed 0] [--no-guards] [--no-head] [--reuse]
+        [--guards-cached] [--head-cap 1000] [--tag v3]
 
 Prints the tables; writes benchmarks/out/classifier_loso.json.
 """
