@@ -185,7 +185,18 @@ def test_findings_flow_into_scan_json(tmp_path):
         {"role": "user", "content": BLUNT},
     ]}))
     (lib / "fine.txt").write_text("Summarise the opening hours of the city library for a visitor.")
-    res = CliRunner().invoke(app, ["scan", str(lib), "--format", "json", "--fail-on", "never"])
+    # the default policy with the embeddings detector enabled (it runs `classifier` in its place)
+    import yaml
+
+    from promptguard.policy import default_policy_path
+
+    src = default_policy_path()
+    pol = yaml.safe_load(src.read_text())
+    pol["detectors"]["rules"] = {"rulesets": [str(src.parent / "rules" / "default.yaml")]}
+    pol["detectors"]["embeddings"] = {"head": "default", "min_score": 0.3, "skip_trusted": True}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(pol, sort_keys=False))
+    res = CliRunner().invoke(app, ["scan", str(lib), "--format", "json", "--fail-on", "never",
+                                   "--policy", str(tmp_path / "policy.yaml")])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     by_path = {Path(f["path"]).name: f for f in report["files"]}
