@@ -41,6 +41,7 @@ _REGISTRY: dict[str, str | Callable[..., Detector]] = {
     "demonstrations": "promptguard.detectors.demonstrations.detector:DemonstrationsDetector.from_config",
     "hardened": "promptguard.harden.detector:HardenedDetector.from_config",
     "embeddings": "promptguard.detectors.embeddings:EmbeddingsDetector.from_config",
+    "classifier": "promptguard.detectors.classifier:ClassifierDetector.from_config",
     "baseline": "promptguard.detectors.baseline:BaselineDetector.from_config",
     "exfiltration": "promptguard.detectors.exfiltration:ExfiltrationDetector.from_config",
 }

@@ -94,7 +94,7 @@ class EmbeddingsDetector:
         if self.head is not None and self.head.model and self.head.model != self.embedder.name:
             raise DetectorError(
                 f"head was trained on embeddings of {self.head.model}, not {self.embedder.name}: "
-                "retrain it with `promptguard train` or set `head: none`"
+                "retrain it with `promptguard train head` or set `head: none`"
             )
         self.kinds = {SegmentKind(k) for k in (kinds or _DEFAULT_KINDS)}
         self.min_score = float(min_score)

@@ -136,7 +136,7 @@ class Head:
         if header.get("version") != HEAD_VERSION:
             raise HeadError(
                 f"{p} is head format version {header.get('version')}; this promptguard reads "
-                f"version {HEAD_VERSION}: retrain it with `promptguard train`"
+                f"version {HEAD_VERSION}: retrain it with `promptguard train head`"
             )
         if not (coef.shape == mean.shape == scale.shape) or coef.ndim != 1:
             raise HeadError(f"{p}: inconsistent weight shapes {coef.shape}, {mean.shape}, {scale.shape}")

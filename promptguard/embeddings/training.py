@@ -1,4 +1,4 @@
-"""Training a head from labelled JSONL (`promptguard train`).
+"""Training a head from labelled JSONL (`promptguard train head`).
 
 A data file has one JSON object a line with `text` and `label` (1 = attack,
 0 = benign); other fields are kept for reporting (`source`, `kind`).

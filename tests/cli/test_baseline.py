@@ -99,7 +99,7 @@ def test_train_writes_a_usable_head(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     head = tmp_path / "head.npz"
-    res = runner.invoke(app, ["train", str(data), "-o", str(head), "--no-packaged", "--rounds", "1"])
+    res = runner.invoke(app, ["train", "head", str(data), "-o", str(head), "--no-packaged", "--rounds", "1"])
     assert res.exit_code == 0, res.output
     det = create("embeddings", {"head": str(head), "min_score": 0.0})
     b = SegmentBuilder()
@@ -110,9 +110,9 @@ def test_train_writes_a_usable_head(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "x"}\n')
-    res = runner.invoke(app, ["train", str(bad), "-o", str(head)])
+    res = runner.invoke(app, ["train", "head", str(bad), "-o", str(head)])
     assert res.exit_code == 2 and "bad.jsonl:1" in res.stderr
     one = tmp_path / "one.jsonl"
     one.write_text('{"text": "x", "label": 1}\n')
-    res = runner.invoke(app, ["train", str(one), "-o", str(head), "--no-packaged"])
+    res = runner.invoke(app, ["train", "head", str(one), "-o", str(head), "--no-packaged"])
     assert res.exit_code == 2 and "need both" in res.stderr

@@ -14,7 +14,7 @@ import pytest
 from promptguard.detectors.base import DetectorError, create
 from promptguard.guard import Guard
 from promptguard.parsing import segments_from_messages
-from promptguard.policy import Action, load_policy, policy_from_text
+from promptguard.policy import Action, DetectorConfig, load_policy, policy_from_text
 from promptguard.segments import SegmentBuilder, SegmentKind
 
 pytestmark = pytest.mark.slow
@@ -133,7 +133,12 @@ def test_sanitize_cuts_the_window_out_of_context_but_not_a_query():
 
 
 def test_default_policy_flags_attack_query_and_allows_benign():
-    guard = Guard(load_policy())
+    """The default policy's embeddings thresholds, with the detector enabled as its comment
+    says (the default policy runs `classifier` in its place, docs/classifier.md)."""
+    pol = load_policy()
+    assert "embeddings" not in pol.enabled_detectors()
+    pol.detectors["embeddings"] = DetectorConfig(head="default", min_score=0.3, skip_trusted=True)
+    guard = Guard(pol)
     assert "embeddings" in [d.name for d in guard.detectors]
     attack = guard.check(segments_from_messages([
         {"role": "system", "content": "You help customers of a bicycle shop."},
@@ -180,7 +185,18 @@ def test_findings_flow_into_scan_json(tmp_path):
         {"role": "user", "content": BLUNT},
     ]}))
     (lib / "fine.txt").write_text("Summarise the opening hours of the city library for a visitor.")
-    res = CliRunner().invoke(app, ["scan", str(lib), "--format", "json", "--fail-on", "never"])
+    # the default policy with the embeddings detector enabled (it runs `classifier` in its place)
+    import yaml
+
+    from promptguard.policy import default_policy_path
+
+    src = default_policy_path()
+    pol = yaml.safe_load(src.read_text())
+    pol["detectors"]["rules"] = {"rulesets": [str(src.parent / "rules" / "default.yaml")]}
+    pol["detectors"]["embeddings"] = {"head": "default", "min_score": 0.3, "skip_trusted": True}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(pol, sort_keys=False))
+    res = CliRunner().invoke(app, ["scan", str(lib), "--format", "json", "--fail-on", "never",
+                                   "--policy", str(tmp_path / "policy.yaml")])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     by_path = {Path(f["path"]).name: f for f in report["files"]}

@@ -1,0 +1,1 @@
+"""Fine-tuned injection classifier (see docs/classifier.md)."""
