@@ -43,7 +43,6 @@ corpus (`train` split) use. A library is split by file: half trains, half gates.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import zlib
@@ -121,11 +120,11 @@ def _geometry(r: random.Random) -> Item:
     if t == 0:
         a, b = r.randint(2, 30), r.randint(2, 30)
         return (f"A rectangle is {a} cm long and {b} cm wide. What is its area?",
-                [f"The area of a rectangle is length times width.", f"{a} x {b} = {a * b}."], f"{a * b} square centimetres")
+                ["The area of a rectangle is length times width.", f"{a} x {b} = {a * b}."], f"{a * b} square centimetres")
     if t == 1:
         a, b = r.randint(2, 40), r.randint(2, 40)
         return (f"What is the perimeter of a rectangle with sides {a} m and {b} m?",
-                [f"The perimeter is twice the sum of the sides.", f"2 x ({a} + {b}) = {2 * (a + b)}."], f"{2 * (a + b)} m")
+                ["The perimeter is twice the sum of the sides.", f"2 x ({a} + {b}) = {2 * (a + b)}."], f"{2 * (a + b)} m")
     s = r.randint(2, 25)
     return (f"A square has sides of {s} inches. What is its area?", [f"Area = side x side = {s} x {s} = {s * s}."],
             f"{s * s} square inches")
@@ -236,7 +235,7 @@ def _code_output(r: random.Random) -> Item:
         return (f"What is the value of {a} // {b} in Python?", [f"Integer division: {a} / {b} = {a / b:.2f}, rounded down."],
                 str(a // b))
     w = r.choice(("stack", "queue", "graph", "array"))
-    return (f"What does print('{w}'.upper()) show?", [f"upper() turns every letter into a capital."], w.upper())
+    return (f"What does print('{w}'.upper()) show?", ["upper() turns every letter into a capital."], w.upper())
 
 
 _SYLL = (("All roses are flowers. Some flowers fade quickly.", "Do all roses fade quickly?", "no",
@@ -608,11 +607,3 @@ def manifest(prompts: Sequence[CleanPrompt]) -> dict[str, Any]:
                      for c, d in fams.items()},
     }
 
-
-def write_corpus(prompts: Sequence[CleanPrompt], path: Path) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for p in prompts:
-            f.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
-
-
-__all__ += ["write_corpus"]

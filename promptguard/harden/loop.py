@@ -9,7 +9,9 @@ Round 0 is the policy as it is. Round r:
    its evasion rate is measured on fresh samples;
 2. the classifier is fine-tuned from set r-1's model on the round's injections (their
    payload segments and clean twins), clean prompts (the clean corpus's `train`
-   split, twins, the library's training files) and a replay sample of its own corpus;
+   split, twins, the library's training files) and a replay sample of its own corpus,
+   and its thresholds re-set on clean rows nobody trains on (its corpus's calibration
+   split and half of the clean `train` files, by file);
    the demonstrations detector's weights are refitted on the poisoned demonstrations
    found so far and clean few-shot prompts (`retrain`);
 3. the budget gate: the candidate set runs over the clean corpus's `gate` split; a set
@@ -35,7 +37,6 @@ Outputs under ``OUT``::
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 import time
@@ -90,6 +91,9 @@ class HardenConfig:
     budget: Budget = field(default_factory=Budget)
     replay: int = 3000  # corpus rows replayed per fine-tune
     calib_per_kind: int = 300  # clean calibration rows per segment kind
+    # share of the clean corpus's train files whose segments set the classifier's per-kind
+    # thresholds (with the corpus's calibration rows) instead of being trained on
+    clean_calibration: float = 0.5
     token_budget: int = 150_000  # classifier fine-tune tokens per round
     demo_l2: float = 5.0  # demonstrations refit: pull towards the weights in use
     corpus: str | None = None  # the classifier's corpus (default: .cache/classifier-corpus when present)
@@ -371,11 +375,18 @@ def harden(
     rng = random.Random(cfg.seed + 7)
     from .retrain import attack_rows, clean_demo_example, clean_rows, demo_example
 
-    clean_train_rows = []
+    from .cleanset import _h
+
+    clean_train_rows: list[Any] = []
+    clean_calib_rows: list[Any] = []  # clean-corpus train files the classifier calibrates on instead of training
     clean_demo = []
     for p in train_clean:
         src = "harden-library" if p.category == "library" else "harden-clean"
-        clean_train_rows += clean_rows(p.segments(), f"clean-{p.id}", src, f"clean corpus: {p.source}", p.licence)
+        rows_p = clean_rows(p.segments(), f"clean-{p.id}", src, f"clean corpus: {p.source}", p.licence)
+        if p.category != "library" and _h(f"{cfg.seed}:calib:{p.id}") < cfg.clean_calibration:
+            clean_calib_rows += rows_p
+        else:
+            clean_train_rows += rows_p
         ex = clean_demo_example(p.segments())
         if ex is not None:
             clean_demo.append(ex)
@@ -422,10 +433,13 @@ def harden(
             from ..classifier.finetune import finetune
 
             rows = _dedup(cls_rows + clean_train_rows + list(replay.rows))
-            finetune(Path(cur.classifier), rows, rd / "candidate" / "classifier", train_cfg, calibration_rows=replay.calibration,
+            ids = {x.id for x in rows}
+            calib = _dedup(list(replay.calibration) + [x for x in clean_calib_rows if x.id not in ids])
+            finetune(Path(cur.classifier), rows, rd / "candidate" / "classifier", train_cfg, calibration_rows=calib,
                      cache=cache, log=lambda m: None, meta={"harden": {"round": r, "parent": cur.id}})
             cand_clf = str(rd / "candidate" / "classifier")
             fit_info["classifier"] = {"rows": len(rows), "attack_rows": sum(x.label for x in rows),
+                                      "calibration_rows": len(calib),
                                       "by_source": _count(x.source.split(":")[0] for x in rows)}
         if "demonstrations" in retrain and demo_examples:
             from ..detectors.demonstrations.fitting import fit_weights, save_weights

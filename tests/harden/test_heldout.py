@@ -64,7 +64,7 @@ def test_heldout_attacks_are_valid_and_each_uses_its_family():
 
 def test_rows_of_held_out_families_never_reach_training():
     holdout = Holdout.default()
-    fam, factor, value = Holdout.split_name("inject.carrier=calendar")
+    _, _, value = Holdout.split_name("inject.carrier=calendar")
     held = Row("x", 1, "context", "synthetic", "o", "l", category=f"attack-space/override/none/{value}")
     kept = Row("x", 1, "context", "synthetic", "o", "l", category="attack-space/override/none/email")
     other = Row("x", 1, "context", "synthetic", "o", "l", category="planted/calendar")

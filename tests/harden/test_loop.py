@@ -75,7 +75,7 @@ def run(tmp_path_factory, library):
 
 @pytest.mark.slow
 def test_round_retrains_the_real_detectors_and_reports_on_held_out_families(run):
-    res, out = run
+    _, out = run
     rep = json.loads((out / "report.json").read_text())
     assert rep["retrained"] == ["classifier", "demonstrations"]
     r1 = rep["rounds"][0]
@@ -106,7 +106,7 @@ def test_round_retrains_the_real_detectors_and_reports_on_held_out_families(run)
 @pytest.mark.slow
 def test_library_clean_prompts_stay_unflagged(run, library):
     lib_dir, n_flagged_by_base = library
-    res, out = run
+    _, out = run
     info = json.loads((out / "report.json").read_text())["library"]
     assert info["files"] == len(list(lib_dir.iterdir()))
     assert info["flagged_after"] == []
@@ -122,7 +122,7 @@ def test_library_clean_prompts_stay_unflagged(run, library):
 
 @pytest.mark.slow
 def test_output_policy_loads_the_retrained_detectors_and_still_catches_attacks(run):
-    res, out = run
+    _, out = run
     pol = load_policy(out / "policy.yaml")
     clf = Path(str(pol.detectors["classifier"].options["model"]))
     clf = clf if clf.is_absolute() else (out / clf)
