@@ -1,6 +1,7 @@
 """Proxy overhead: latency of proxy+upstream against the upstream alone.
 
     .venv/bin/python benchmarks/proxy_overhead.py [--policy rules|full|both] [--requests 200]
+                                                  [--api chat|responses|bridge]
 
 The upstream is the FAKE upstream of tests/proxy/fake_upstream.py (an echo that
 answers in well under a millisecond), so what is measured is the proxy's own cost:
@@ -10,7 +11,13 @@ are separate processes on the same machine, so on a 2-core box they compete for
 the CPU: the numbers are an upper bound on the overhead of a deployment that gives
 the proxy its own cores. Each request has a different prompt (no cache hits).
 
-Prints a table; writes benchmarks/out/proxy_overhead.json.
+`--api responses` sends the same prompts as Responses API requests (`instructions`,
+`input`) to the proxy's `/v1/responses` and, for the baseline, to the fake's own
+`/v1/responses`; `--api bridge` sends them to the proxy's `/v1/responses` with
+`responses_api: bridge` (translated to chat completions) against the fake's chat
+completions as the baseline.
+
+Prints a table; writes benchmarks/out/proxy_overhead[_<api>].json.
 """
 
 from __future__ import annotations
@@ -81,7 +88,28 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: int) -> dict:
+def request(api: str, i: int, stream: bool) -> tuple[str, dict]:
+    """(path, body) of request `i` in the API's shape."""
+    if api == "chat":
+        return "/chat/completions", {"model": "fake-echo", "messages": prompt(i), "max_tokens": 64, "stream": stream}
+    system, user = prompt(i)
+    return "/responses", {"model": "fake-echo", "instructions": system["content"], "input": user["content"],
+                          "max_output_tokens": 64, "stream": stream}
+
+
+def complete(path: str, stream: bool, status: int, data: bytes) -> bool:
+    """Did a whole answer arrive?"""
+    if status != 200:
+        return False
+    if stream:
+        return data.rstrip().endswith(b"data: [DONE]") if path == "/chat/completions" else b"response.completed" in data
+    d = json.loads(data)
+    if path == "/chat/completions":
+        return bool(d["choices"][0]["message"]["content"])
+    return any(p.get("text") for o in d["output"] if o["type"] == "message" for p in o["content"])
+
+
+async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: int, api: str = "chat") -> dict:
     lat: list[float] = []
     errors = 0
     kinds: dict[str, int] = {}
@@ -94,18 +122,17 @@ async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: i
             nonlocal errors, blocked
             while queue:
                 i = queue.pop()
-                body = {"model": "fake-echo", "messages": prompt(i), "max_tokens": 64, "stream": stream}
+                path, body = request(api, i, stream)
                 t0 = time.perf_counter()
                 try:
                     if stream:
-                        async with client.stream("POST", base + "/chat/completions", json=body) as r:
+                        async with client.stream("POST", base + path, json=body) as r:
                             data = b"".join([c async for c in r.aiter_bytes()])
-                            ok = r.status_code == 200 and data.rstrip().endswith(b"data: [DONE]")
                     else:
-                        r = await client.post(base + "/chat/completions", json=body)
-                        ok = r.status_code == 200 and bool(r.json()["choices"][0]["message"]["content"])
-                    if not ok and r.status_code == 400 and b"promptguard_blocked" in (
-                            data if stream else r.content):
+                        r = await client.post(base + path, json=body)
+                        data = r.content
+                    ok = complete(path, stream, r.status_code, data)
+                    if not ok and r.status_code == 400 and b"promptguard_blocked" in data:
                         blocked += 1
                         ok = True
                 except httpx.HTTPError as e:
@@ -143,7 +170,11 @@ def main() -> None:
     ap.add_argument("--policy", choices=["rules", "full", "both"], default="both")
     ap.add_argument("--requests", type=int, default=200, help="requests per concurrency level (x2 at 64)")
     ap.add_argument("--levels", default="1,16,64")
+    ap.add_argument("--api", choices=["chat", "responses", "bridge"], default="chat",
+                    help="chat completions; the Responses API natively; or bridged to chat completions")
     args = ap.parse_args()
+    upstream_api = "responses" if args.api == "responses" else "chat"
+    proxy_api = "chat" if args.api == "chat" else "responses"
     levels = [int(x) for x in args.levels.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="pg-bench-"))
     py = sys.executable
@@ -153,19 +184,22 @@ def main() -> None:
                       "--host", "127.0.0.1", "--port", str(up_port), "--log-level", "warning", "--no-access-log"],
                      tmp / "upstream.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
     up = f"http://127.0.0.1:{up_port}/v1"
-    results: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}, "runs": []}
+    results: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}, "api": args.api,
+                     "runs": []}
     try:
         wait_ready(up + "/models", upstream)
         policies = ["rules", "full"] if args.policy == "both" else [args.policy]
         # the baseline: the upstream alone
         base_rows = {}
         for c in levels:
-            asyncio.run(run_level(up, c, min(50, args.requests), False, 10_000_000))  # warm
-            base_rows[c] = asyncio.run(run_level(up, c, args.requests * (2 if c >= 64 else 1), False, 0))
+            asyncio.run(run_level(up, c, min(50, args.requests), False, 10_000_000, upstream_api))  # warm
+            base_rows[c] = asyncio.run(run_level(up, c, args.requests * (2 if c >= 64 else 1), False, 0,
+                                                 upstream_api))
         for pol in policies:
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTGUARD_")}
-            env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+            env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
+                       PROMPTGUARD_RESPONSES_API="bridge" if args.api == "bridge" else "native")
             proxy = start([py, "-c", "from promptguard.cli import main; main()", "serve", "--upstream", up,
                            "--port", str(port), "--policy", str(policy_file(pol, tmp)),
                            "--store", str(tmp / f"audit-{pol}.sqlite"), "--log-level", "warning"],
@@ -173,16 +207,16 @@ def main() -> None:
             try:
                 wait_ready(f"http://127.0.0.1:{port}/readyz", proxy)
                 pbase = f"http://127.0.0.1:{port}/v1"
-                asyncio.run(run_level(pbase, 4, 40, False, 20_000_000))  # warm
+                asyncio.run(run_level(pbase, 4, 40, False, 20_000_000, proxy_api))  # warm
                 for c in levels:
                     n = args.requests * (2 if c >= 64 else 1)
-                    row = asyncio.run(run_level(pbase, c, n, False, 1_000_000 * c))
+                    row = asyncio.run(run_level(pbase, c, n, False, 1_000_000 * c, proxy_api))
                     b = base_rows[c]
                     results["runs"].append({"policy": pol, **row, "upstream_p50_ms": b["p50_ms"],
                                             "upstream_p99_ms": b["p99_ms"], "upstream_rps": b["rps"],
                                             "added_p50_ms": row["p50_ms"] - b["p50_ms"],
                                             "added_p99_ms": row["p99_ms"] - b["p99_ms"]})
-                srow = asyncio.run(run_level(pbase, 64, args.requests * 2, True, 30_000_000))
+                srow = asyncio.run(run_level(pbase, 64, args.requests * 2, True, 30_000_000, proxy_api))
                 results["runs"].append({"policy": pol, **srow})
                 m = httpx.get(f"http://127.0.0.1:{port}/metrics").text
                 results.setdefault("detector_seconds", {})[pol] = _detector_means(m)
@@ -194,8 +228,9 @@ def main() -> None:
     results["logs"] = str(tmp)
     _print(results)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "proxy_overhead.json").write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {OUT / 'proxy_overhead.json'}")
+    out = OUT / ("proxy_overhead.json" if args.api == "chat" else f"proxy_overhead_{args.api}.json")
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
 
 
 def _detector_means(metrics_text: str) -> dict[str, float]:
@@ -212,7 +247,7 @@ def _detector_means(metrics_text: str) -> dict[str, float]:
 
 
 def _print(results: dict) -> None:
-    print(f"machine: {results['machine']['cpus']} CPUs, load average at start "
+    print(f"api: {results['api']}; machine: {results['machine']['cpus']} CPUs, load average at start "
           f"{results['machine']['loadavg_start'][0]:.1f}, at end {results['machine']['loadavg_end'][0]:.1f}")
     hdr = f"{'policy':7} {'conc':>4} {'mode':6} {'n':>5} {'err':>4} {'blk':>4} {'p50 ms':>8} {'p99 ms':>8} " \
           f"{'up p50':>7} {'up p99':>7} {'+p50':>7} {'+p99':>7} {'req/s':>7} {'up req/s':>8}"

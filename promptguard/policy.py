@@ -160,6 +160,11 @@ class ProxySection(BaseModel):
     # proxy and the LangChain handler): `["*"]` for all of the policy's; unset, the
     # face's setting (default: `DEFAULT_ANSWER_DETECTORS`).
     answer_detectors: list[str] | None = None
+    # What a request whose model will read text the face cannot see gets (the Responses
+    # API's `previous_response_id`, `conversation`, stored prompt templates, item
+    # references): `flag` (default; the record says what was not checked), `block`, or
+    # `allow` (the record still says it).
+    unseen_context: Literal["allow", "flag", "block"] = "flag"
     # The longest the proxy waits for the upstream's whole answer (headers, body, every
     # event of a stream), whatever the per-read timeout: a trickling upstream cannot hold
     # a request longer than this. Past it: 504, or a stream ends with an error event.

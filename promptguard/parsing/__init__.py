@@ -8,12 +8,15 @@ from ..segments import Segment, SegmentBuilder, SegmentKind
 from .completion import COMPLETION, PROMPT, parse_completion, prompt_segments
 from .errors import ParseError
 from .openai import CHAT, MESSAGES, parse_messages
+from .responses import RESPONSE_OUTPUT, RESPONSES
 
 __all__ = [
     "CHAT",
     "COMPLETION",
     "MESSAGES",
     "PROMPT",
+    "RESPONSES",
+    "RESPONSE_OUTPUT",
     "ParseError",
     "parse_completion",
     "parse_messages",

@@ -88,6 +88,8 @@ def create_app(settings: ProxySettings | None = None, *,
                       openapi_extra=routes.body_schema("messages"))
     app.add_api_route("/v1/completions", routes.completions, methods=["POST"], tags=["openai"],
                       openapi_extra=routes.body_schema("prompt"))
+    app.add_api_route("/v1/responses", routes.responses, methods=["POST"], tags=["openai"],
+                      openapi_extra=routes.body_schema("input"))
     app.add_api_route("/v1/models", routes.models, methods=["GET"], tags=["openai"])
     app.add_api_route("/v1/{path:path}", routes.passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                       tags=["openai"])

@@ -91,3 +91,17 @@ def blocked_error(decision: "Decision", stage: str) -> ProxyError:
         code = "check_failed"
     return ProxyError(BLOCKED_STATUS, code, msg[:1000], type_=BLOCKED_TYPE,
                       details={"decision": decision.to_dict()}, kind="blocked")
+
+
+def responses_error_event(err: ProxyError, request_id: str, sequence_number: int) -> bytes:
+    """The final `error` event of a Responses stream (the Responses API's own error event:
+    type, code, message, param, sequence_number), with the OpenAI error body under
+    `error` as well, so that the official client raises it as `openai.APIError`, as it
+    does for a cut chat stream."""
+    body = error_body(err, request_id)
+    event = {"type": "error", "code": err.code, "message": err.message, "param": err.param,
+             "sequence_number": sequence_number, **body}
+    return b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+
+
+__all__ += ["responses_error_event"]

@@ -19,10 +19,11 @@ from .errors import ProxyError
 from .flow import checked, error_response, read_body, set_decision
 from .metrics import CONTENT_TYPE_LATEST
 from .paths import same_route
+from .responses import responses as checked_responses
 from .state import ProxyState
 from .upstream import client_response_headers, forward_request_headers, upstream_bytes, upstream_error_from_response
 
-__all__ = ["chat_completions", "completions", "models", "passthrough", "healthz", "readyz", "metrics",
+__all__ = ["chat_completions", "completions", "responses", "models", "passthrough", "healthz", "readyz", "metrics",
            "http_error", "body_schema"]
 
 log = logging.getLogger("promptguard.proxy")
@@ -38,6 +39,10 @@ async def chat_completions(request: Request) -> Response:
 
 async def completions(request: Request) -> Response:
     return await checked(request, "completions")
+
+
+async def responses(request: Request) -> Response:
+    return await checked_responses(request)
 
 
 async def models(request: Request) -> Response:
@@ -64,7 +69,7 @@ async def passthrough(request: Request, path: str) -> Response:
     state = _state(request)
     s, rid = state.settings, request.state.request_id
     try:
-        checked_route = next((c for c in ("chat/completions", "completions") if same_route(path, c)), None)
+        checked_route = next((c for c in ("chat/completions", "completions", "responses") if same_route(path, c)), None)
         if checked_route == path:
             raise ProxyError(405, "method_not_allowed", f"{request.method} is not allowed on /v1/{path}; use POST",
                              kind="bad_request")
@@ -118,6 +123,12 @@ def body_schema(required: str) -> dict[str, Any]:
         "model": {"type": "string"},
         "stream": {"type": "boolean"},
     }
+    if required == "input":
+        props["input"] = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
+        props["instructions"] = {"type": "string"}
+        props["tools"] = {"type": "array", "items": {"type": "object"}}
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": props, "additionalProperties": True}}}}}
     if required == "messages":
         props["messages"] = {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["role"],

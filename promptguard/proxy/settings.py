@@ -140,6 +140,11 @@ class ProxySettings(BaseSettings):
     stream_check_every_chars: int = Field(
         default=32, ge=1, description="Re-check a streamed answer each time this many new characters arrive.")
 
+    responses_api: Literal["auto", "native", "bridge"] = Field(
+        default="auto", description="How POST /v1/responses reaches the upstream: `native` forwards it to the "
+        "upstream's /v1/responses; `bridge` translates it to /v1/chat/completions (llama.cpp's server, older "
+        "vLLM); `auto` asks the upstream once whether it has /v1/responses.")
+
     passthrough_deny: list[str] = Field(
         default_factory=lambda: ["responses", "responses/*", "assistants*", "threads*", "realtime*"],
         description="Other /v1 routes (globs, without /v1/) that carry prompts the proxy cannot check: refused "

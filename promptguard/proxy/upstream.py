@@ -62,6 +62,8 @@ class Upstream:
         self.client = client_for(timeout=self.timeout, max_connections=settings.max_connections,
                                  retries=settings.upstream_retries, backoff=settings.retry_backoff,
                                  statuses=_RETRY_STATUS, transport=transport, follow_redirects=False)
+        # does the upstream serve /v1/responses? ("responses" | "chat"; None until asked, see proxy/responses.py)
+        self.responses_api: str | None = None
 
     def url(self, path: str, query: str = "") -> str:
         """`path` is the part after /v1 (e.g. `/chat/completions`)."""

@@ -116,7 +116,8 @@ rules:
 
 def _policy(rules_dir: Path, *, extra_detectors: str = "", on_error: str = "block",
             strict_answers: bool = False) -> str:
-    """A test policy: the shipped rules plus TEST_RULES. PGT-ANY-ANSWER (any worded answer)
+    """A test policy: the shipped rules plus TEST_RULES; invisible Unicode (PG-UNI-*) is
+    stripped as in the default policy. PGT-ANY-ANSWER (any worded answer)
     only acts in the strict policy; elsewhere it is demoted below flag_at."""
     default_rules = REPO / "policies" / "rules" / "default.yaml"
     demote = "" if strict_answers else "  - {rule: PGT-ANY-ANSWER, flag_at: 1.0, act_at: 1.0, action: flag}\n"
@@ -131,6 +132,7 @@ detectors:
 default: {{flag_at: 0.5, act_at: 0.85, action: block}}
 thresholds:
   - {{detector: pg_test_strip, flag_at: 0.5, act_at: 0.8, action: sanitize}}
+  - {{detector: rules, rule: "PG-UNI-*", flag_at: 0.3, act_at: 0.5, action: sanitize}}
 {demote}"""
 
 
@@ -167,13 +169,14 @@ class ProxyPool:
         self.tmp = tmp
         self.servers: list[ThreadServer] = []
 
-    def __call__(self, **settings: Any) -> tuple[str, Any]:
+    def __call__(self, transport: Any = None, **settings: Any) -> tuple[str, Any]:
+        """A proxy with these settings; `transport` replaces its network to the upstream."""
         from promptguard.proxy import load_settings
         from promptguard.proxy.app import create_app
 
         settings.setdefault("store", str(self.tmp / f"audit-{len(self.servers)}.sqlite"))
         settings.setdefault("log_level", "warning")
-        app = create_app(load_settings(**settings))
+        app = create_app(load_settings(**settings), transport=transport)
         srv = ThreadServer(app).__enter__()
         self.servers.append(srv)
         return srv.url, app

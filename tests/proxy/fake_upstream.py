@@ -21,6 +21,17 @@ upstream fail in each way the proxy must survive:
 
 Everything that reaches it is logged in `state`: parsed bodies, raw bodies, headers, paths.
 
+`POST /v1/responses` speaks the Responses API natively (plain and streamed, the event
+order of OpenAI's server; it stands in for vLLM or OpenAI, which the tests cannot
+run), echoing the last user input, with these extra models:
+
+- `fake-call:<name>:<json arguments>`: answers with a `function_call` of that tool,
+  unless the last input item is a `function_call_output`, which it then echoes
+  (`tool said: <output>`), so an agent loop ends;
+- `fake-reason:<text>`: a reasoning item whose summary is <text>, then the echo;
+- `fake-say:`, `fake-slow:`, `fake-cut`, `fake-500` as above. `{}` is refused with 400 (the
+  proxy's probe of whether /v1/responses exists).
+
 End-to-end tests use the real llama.cpp server instead (tests/llm_server.py); this
 fake serves the fault tests, the fuzz test and the overhead benchmark, where a
 fast, controllable upstream makes the proxy's own behaviour visible.
@@ -57,6 +68,43 @@ def _answer_for(body: dict[str, Any]) -> str:
         return ""
     p = body.get("prompt")
     return p if isinstance(p, str) else " ".join(x for x in (p or []) if isinstance(x, str))
+
+
+def _input_text(body: dict[str, Any]) -> str:
+    """The last user text of a Responses request (a string input, or the last user message)."""
+    inp = body.get("input")
+    if isinstance(inp, str):
+        return inp
+    for item in reversed(inp or []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            c = item.get("content")
+            if isinstance(c, str):
+                return c
+            return " ".join(p.get("text", "") for p in c or [] if isinstance(p, dict))
+    return ""
+
+
+def _responses_output(body: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    tag = uuid.uuid4().hex[:8]
+    out: list[dict[str, Any]] = []
+    if model.startswith("fake-reason:"):
+        out.append({"type": "reasoning", "id": f"rs_{tag}", "status": "completed",
+                    "summary": [{"type": "summary_text", "text": model[len("fake-reason:"):]}]})
+    items = body.get("input") if isinstance(body.get("input"), list) else []
+    last = items[-1] if items and isinstance(items[-1], dict) else {}
+    if model.startswith("fake-call:") and last.get("type") != "function_call_output":
+        _, name, args = model.split(":", 2)
+        return out + [{"type": "function_call", "id": f"fc_{tag}", "call_id": f"call_{tag}", "name": name,
+                       "arguments": args, "status": "completed"}]
+    if last.get("type") == "function_call_output":
+        o = last.get("output")
+        text = "tool said: " + (o if isinstance(o, str) else json.dumps(o))
+    elif model.startswith("fake-say:"):
+        text = model[len("fake-say:"):]
+    else:
+        text = _input_text(body)
+    return out + [{"type": "message", "id": f"msg_{tag}", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}]
 
 
 def _pieces(text: str) -> list[str]:
@@ -211,6 +259,96 @@ def create_fake_upstream() -> Starlette:
             await asyncio.sleep(0.25)
         yield b"]}"
 
+    async def responses(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        state["paths"].append(request.scope.get("raw_path", b"").decode("latin-1"))
+        if not isinstance(body, dict) or "model" not in body:
+            return JSONResponse({"error": {"message": "Missing required parameter: 'model'.",
+                                           "type": "invalid_request_error", "param": "model",
+                                           "code": "missing_required_parameter"}}, status_code=400)
+        state["requests"].append(body)
+        state["raw"].append(raw)
+        state["headers"].append(dict(request.headers))
+        model = str(body["model"])
+        if model.startswith("fake-slow:"):
+            await asyncio.sleep(float(model.split(":", 1)[1]))
+        if model in ("fake-500", "fake-503"):
+            return JSONResponse({"error": {"message": "upstream is sick", "type": "server_error"}},
+                                status_code=int(model[-3:]))
+        output = _responses_output(body, model)
+        rid = "resp_fake" + uuid.uuid4().hex[:12]
+        words = len(json.dumps(body).split())
+        out_words = sum(len(json.dumps(o).split()) for o in output)
+        resp = {"id": rid, "object": "response", "created_at": time.time(), "status": "completed", "error": None,
+                "incomplete_details": None, "instructions": body.get("instructions"), "model": model,
+                "output": output, "parallel_tool_calls": True, "tool_choice": body.get("tool_choice", "auto"),
+                "tools": body.get("tools") or [], "temperature": body.get("temperature"), "top_p": None,
+                "store": body.get("store", True), "previous_response_id": body.get("previous_response_id"),
+                "usage": {"input_tokens": words, "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens": out_words, "output_tokens_details": {"reasoning_tokens": 0},
+                          "total_tokens": words + out_words},
+                "metadata": {}, "text": {"format": {"type": "text"}}, "truncation": "disabled"}
+        if body.get("stream") is True:
+            return StreamingResponse(_responses_stream(resp, model), media_type="text/event-stream")
+        data = json.dumps(resp).encode()
+        if model == "fake-cut":
+            data = data[: len(data) // 2]
+        return Response(data, media_type="application/json")
+
+    async def _responses_stream(resp: dict[str, Any], model: str) -> AsyncIterator[bytes]:
+        seq = iter(range(10_000))
+
+        def ev(typ: str, **fields: Any) -> bytes:
+            return (f"event: {typ}\ndata: " + json.dumps({"type": typ, "sequence_number": next(seq), **fields})
+                    + "\n\n").encode()
+
+        shell = {**resp, "status": "in_progress", "output": [], "usage": None}
+        yield ev("response.created", response=shell)
+        yield ev("response.in_progress", response=shell)
+        for oi, item in enumerate(resp["output"]):
+            iid = item["id"]
+            if item["type"] == "message":
+                yield ev("response.output_item.added", output_index=oi,
+                         item={**item, "status": "in_progress", "content": []})
+                part = item["content"][0]
+                yield ev("response.content_part.added", item_id=iid, output_index=oi, content_index=0,
+                         part={**part, "text": ""})
+                pieces = _pieces(part["text"])
+                for k, piece in enumerate(pieces):
+                    if model == "fake-cut" and k == max(1, len(pieces) // 2):
+                        return
+                    yield ev("response.output_text.delta", item_id=iid, output_index=oi, content_index=0,
+                             delta=piece, logprobs=[])
+                    await asyncio.sleep(0)
+                yield ev("response.output_text.done", item_id=iid, output_index=oi, content_index=0,
+                         text=part["text"], logprobs=[])
+                yield ev("response.content_part.done", item_id=iid, output_index=oi, content_index=0, part=part)
+            elif item["type"] == "function_call":
+                yield ev("response.output_item.added", output_index=oi, item={**item, "arguments": "",
+                                                                              "status": "in_progress"})
+                for piece in _pieces(item["arguments"]):
+                    yield ev("response.function_call_arguments.delta", item_id=iid, output_index=oi, delta=piece)
+                yield ev("response.function_call_arguments.done", item_id=iid, output_index=oi,
+                         name=item["name"], arguments=item["arguments"])
+            elif item["type"] == "reasoning":
+                yield ev("response.output_item.added", output_index=oi, item={**item, "summary": []})
+                text = item["summary"][0]["text"]
+                yield ev("response.reasoning_summary_part.added", item_id=iid, output_index=oi, summary_index=0,
+                         part={"type": "summary_text", "text": ""})
+                for piece in _pieces(text):
+                    yield ev("response.reasoning_summary_text.delta", item_id=iid, output_index=oi,
+                             summary_index=0, delta=piece)
+                yield ev("response.reasoning_summary_text.done", item_id=iid, output_index=oi, summary_index=0,
+                         text=text)
+                yield ev("response.reasoning_summary_part.done", item_id=iid, output_index=oi, summary_index=0,
+                         part=item["summary"][0])
+            yield ev("response.output_item.done", output_index=oi, item=item)
+        yield ev("response.completed", response=resp)
+
     async def anything(request: Request) -> Response:
         """Any other route: logged, answered 200 (so a request that got past the proxy shows)."""
         state["paths"].append(request.scope.get("raw_path", b"").decode("latin-1"))
@@ -221,6 +359,7 @@ def create_fake_upstream() -> Starlette:
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/chat/completions", handle, methods=["POST"]),
         Route("/v1/completions", handle, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
         Route("/{rest:path}", anything, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ])
     app.state.fake = state

@@ -320,6 +320,15 @@ def _raw_post(url: str, path: str, body: dict) -> socket.socket:
     return s
 
 
+def _gone(app, n: int, wait: float = 4.0) -> list[dict]:
+    """The records of requests whose client went away (499), once there are `n` of them
+    (or `wait` seconds have passed)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and len([r for r in _records(app) if r["status"] == 499]) < n:
+        time.sleep(0.1)
+    return [r for r in _records(app) if r["status"] == 499]
+
+
 def test_a_client_that_goes_away_cancels_the_checks_and_the_upstream_call(proxy_factory, fake_upstream, tmp_path):
     pol = _policy(tmp_path, detectors="  pg_test_sleepy: {seconds: 0.6}", extra="limits: {check_timeout_s: 30}")
     url, app = proxy_factory(upstream=fake_upstream[0], policy=str(pol))
@@ -332,10 +341,7 @@ def test_a_client_that_goes_away_cancels_the_checks_and_the_upstream_call(proxy_
     s = _raw_post(url, CHAT, {"model": "fake-slow:3", "messages": [{"role": "user", "content": "Hello"}]})
     time.sleep(0.5)
     s.close()
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline and len([r for r in _records(app) if r["status"] == 499]) < 2:
-        time.sleep(0.1)
-    gone = [r for r in _records(app) if r["status"] == 499]
+    gone = _gone(app, 2)
     assert len(gone) == 2 and all(r["latency_ms"] < 2500 for r in gone), gone
     assert all("client" in r["errors"][-1] for r in gone)
     time.sleep(0.8)
@@ -360,7 +366,10 @@ def test_a_trickling_upstream_is_cut_at_the_deadline(proxy_factory, fake_upstrea
 
 # -- shutdown past the grace period -------------------------------------------------------------------
 
-def test_requests_cut_by_shutdown_get_an_openai_error_and_accurate_records(fake_upstream, tmp_path):
+def cut_by_shutdown(upstream: str, tmp: Path, path: str, plain: dict, streamed: dict,
+                    **settings) -> tuple[httpx.Response, str, list[dict]]:
+    """A proxy told to stop (grace period 0.5 s) one second into a slow plain request and
+    a stalled stream to `path`: (the plain answer, the stream's text, the records)."""
     import threading
 
     from promptguard.proxy import load_settings
@@ -368,23 +377,21 @@ def test_requests_cut_by_shutdown_get_an_openai_error_and_accurate_records(fake_
     from promptguard.records import reader
     from tests.proxy.conftest import ThreadServer
 
-    store = tmp_path / "shutdown.sqlite"
-    app = create_app(load_settings(upstream=fake_upstream[0], policy=str(_policy(tmp_path)), store=str(store),
-                                   log_level="error", stream_holdback_chars=0, stream_check_every_chars=1))
+    store = tmp / "shutdown.sqlite"
+    app = create_app(load_settings(upstream=upstream, policy=str(_policy(tmp)), store=str(store), log_level="error",
+                                   stream_holdback_chars=0, stream_check_every_chars=1, **settings))
     srv = ThreadServer(app).__enter__()
     srv.server.config.timeout_graceful_shutdown = 0.5
     out: dict[str, object] = {}
 
-    def plain() -> None:
-        out["plain"] = httpx.post(srv.url + CHAT, json={"model": "fake-slow:3", "messages": [
-            {"role": "user", "content": "hi"}]}, timeout=20)
+    def send_plain() -> None:
+        out["plain"] = httpx.post(srv.url + path, json=plain, timeout=20)
 
-    def streamed() -> None:
-        with httpx.stream("POST", srv.url + CHAT, json={"model": "fake-stall:3", "stream": True, "messages": [
-                {"role": "user", "content": "one two three four five six"}]}, timeout=20) as r:
+    def send_streamed() -> None:
+        with httpx.stream("POST", srv.url + path, json=streamed, timeout=20) as r:
             out["stream"] = r.read().decode()
 
-    threads = [threading.Thread(target=plain), threading.Thread(target=streamed)]
+    threads = [threading.Thread(target=send_plain), threading.Thread(target=send_streamed)]
     for th in threads:
         th.start()
     time.sleep(1.0)
@@ -392,12 +399,18 @@ def test_requests_cut_by_shutdown_get_an_openai_error_and_accurate_records(fake_
     for th in threads:
         th.join(15)
     srv.thread.join(15)
-    plain_r = out["plain"]
-    assert isinstance(plain_r, httpx.Response) and plain_r.status_code == 503
-    assert plain_r.json()["error"]["code"] == "server_shutting_down"
-    events = [e for e in str(out["stream"]).split("\n\n") if e.strip()]
+    assert isinstance(out["plain"], httpx.Response)
+    return out["plain"], str(out["stream"]), reader(str(store)).query(limit=None)
+
+
+def test_requests_cut_by_shutdown_get_an_openai_error_and_accurate_records(fake_upstream, tmp_path):
+    plain_r, stream, rows = cut_by_shutdown(
+        fake_upstream[0], tmp_path, CHAT, {"model": "fake-slow:3", "messages": [{"role": "user", "content": "hi"}]},
+        {"model": "fake-stall:3", "stream": True,
+         "messages": [{"role": "user", "content": "one two three four five six"}]})
+    assert plain_r.status_code == 503 and plain_r.json()["error"]["code"] == "server_shutting_down"
+    events = [e for e in stream.split("\n\n") if e.strip()]
     assert json.loads(events[-1][6:])["error"]["code"] == "server_shutting_down"
-    rows = reader(str(store)).query(limit=None)
     assert sorted(r["status"] for r in rows) == [503, 503]
     assert all("shutdown" in r["errors"][-1] for r in rows)
 
