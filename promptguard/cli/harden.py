@@ -20,7 +20,7 @@ def harden(
                                                  help="Your prompt library (files or directories), all clean: it joins "
                                                       "the clean corpus, split by file (half trains, half is held in "
                                                       "the budget gate), and the final set must flag none of it."),
-    steps: int = typer.Option(12, "--steps", min=1, help="Generator updates per round."),
+    steps: int = typer.Option(8, "--steps", min=1, help="Generator updates per round."),
     batch: int = typer.Option(32, "--batch", min=4, help="Attacks per generator update."),
     retrain: str = typer.Option("classifier,demonstrations", "--retrain",
                                 help="Which learned detectors of the policy to retrain (comma-separated)."),
@@ -31,7 +31,7 @@ def harden(
     fewshot_fpr: float = typer.Option(0.01, "--fewshot-fpr", min=0.0, max=0.5,
                                       help="Budget: the most a round may flag of the held clean few-shot/CoT files "
                                            "(never more than round 0 did)."),
-    token_budget: int = typer.Option(150_000, "--token-budget", min=1000,
+    token_budget: int = typer.Option(40_000, "--token-budget", min=1000,
                                      help="Classifier fine-tune tokens per round."),
     validation: bool = typer.Option(True, "--validation/--no-validation",
                                     help="Also score ../shared BadChain prompt files (never trained on) when present."),

@@ -77,7 +77,7 @@ class HardenError(RuntimeError):
 @dataclass
 class HardenConfig:
     rounds: int = 3
-    steps: int = 12  # generator updates per round
+    steps: int = 8  # generator updates per round
     batch: int = 32  # constructions per update
     eval_samples: int = 96  # fresh samples: the round's evasion rate
     detected_sample: int = 60  # caught attacks kept for training per round
@@ -85,16 +85,16 @@ class HardenConfig:
     evasion_weight: float = 2.0  # demonstrations refit: weight of an evasion (the classifier gives evasions their own cell)
     retrain: tuple[str, ...] = LEARNED  # which learned detectors to retrain
     holdout: tuple[str, ...] = ()  # more held-out families (family.factor=value) beyond the default ones
-    heldout_per_family: int = 40
+    heldout_per_family: int = 30
     inspace: int = 120
-    clean: dict[str, int] = field(default_factory=dict)  # clean_corpus() sizes (fewshot per family, system, ...)
+    clean: dict[str, int] = field(default_factory=lambda: {"fewshot": 30})  # clean_corpus() sizes (fewshot per family, system, ...)
     budget: Budget = field(default_factory=Budget)
-    replay: int = 3000  # corpus rows replayed per fine-tune
+    replay: int = 1000  # corpus rows replayed per fine-tune
     calib_per_kind: int = 300  # clean calibration rows per segment kind
     # share of the clean corpus's train files whose segments set the classifier's per-kind
     # thresholds (with the corpus's calibration rows) instead of being trained on
     clean_calibration: float = 0.5
-    token_budget: int = 150_000  # classifier fine-tune tokens per round
+    token_budget: int = 40_000  # classifier fine-tune tokens per round
     demo_l2: float = 5.0  # demonstrations refit: pull towards the weights in use
     corpus: str | None = None  # the classifier's corpus (default: .cache/classifier-corpus when present)
     feature_cache: str | None = None  # bottom-layer states kept across runs (default: .cache/harden/features)
