@@ -54,9 +54,19 @@ _ACTION_RANK = {Action.ALLOW: 0, Action.FLAG: 1, Action.SANITIZE: 2, Action.BLOC
 FACE_FINDINGS = ("audit",)
 
 
+# Detectors that existed once; a policy naming one gets told what replaced it.
+RETIRED = {
+    "hardened": "the stacked `hardened` head was removed: `promptguard harden` now retrains the policy's own "
+                "classifier and demonstrations detector and writes a policy.yaml that loads them; re-run it "
+                "(docs/hardening.md)",
+}
+
+
 def _known_detector(name: str) -> str:
     from .detectors.base import available
 
+    if name in RETIRED and name not in available():
+        raise ValueError(f"detector {name!r}: {RETIRED[name]}")
     if name in FACE_FINDINGS:
         raise ValueError(f"{name!r} is not an input detector: configure it in the policy's '{name}:' section "
                          f"and remove it from 'detectors:'")

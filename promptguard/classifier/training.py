@@ -462,8 +462,11 @@ def _tensors(batch: list[Bag], cache: FeatureCache):
     return torch.from_numpy(h), torch.from_numpy(mask), torch.from_numpy(bag_of), torch.from_numpy(y)
 
 
-def train_top(bags: list[Bag], cache: FeatureCache, cfg: TrainConfig, log: Callable[[str], None] | None = None):
-    """Train the top layers + head; returns the torch module (eval mode)."""
+def train_top(bags: list[Bag], cache: FeatureCache, cfg: TrainConfig, log: Callable[[str], None] | None = None,
+              init: dict[str, Any] | None = None):
+    """Train the top layers + head; returns the torch module (eval mode). `init`: a
+    state dict to start from (a fine-tune of a trained classifier), else the base
+    model's top layers and a fresh head."""
     import torch
 
     say = log or (lambda _m: None)
@@ -472,6 +475,8 @@ def train_top(bags: list[Bag], cache: FeatureCache, cfg: TrainConfig, log: Calla
     bert = _load_bert(cfg.threads)
     top = _make_top(bert, cfg.frozen_layers, cfg.dropout)
     del bert
+    if init is not None:
+        top.load_state_dict(init)
     chosen = _sample(bags, cache.table, cfg.token_budget, rng)
     batches = _batches(chosen, cache.table, cfg.batch_tokens, rng)
     pos = sum(b.label for b in chosen)

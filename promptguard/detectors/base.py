@@ -39,7 +39,6 @@ class DetectorError(RuntimeError):
 _REGISTRY: dict[str, str | Callable[..., Detector]] = {
     "rules": "promptguard.detectors.rules:RulesDetector.from_config",
     "demonstrations": "promptguard.detectors.demonstrations.detector:DemonstrationsDetector.from_config",
-    "hardened": "promptguard.harden.detector:HardenedDetector.from_config",
     "embeddings": "promptguard.detectors.embeddings:EmbeddingsDetector.from_config",
     "classifier": "promptguard.detectors.classifier:ClassifierDetector.from_config",
     "baseline": "promptguard.detectors.baseline:BaselineDetector.from_config",

@@ -226,7 +226,8 @@ class Generator:
         base: UserPrompt | None = None,
     ) -> list[Sample]:
         cfg = self.config
-        out = []
+        out: list[Sample | None] = []
+        todo: list[tuple[int, Attack]] = []
         for c in constructions:
             try:
                 a = space.build(c, base=base)
@@ -237,7 +238,13 @@ class Generator:
             if not v.ok:
                 out.append(Sample(c, a, False, None, -cfg.invalid_penalty, v.reasons[0]))
                 continue
-            out_f = flagged(a)
+            todo.append((len(out), a))
+            out.append(None)
+        # a judge with `many` scores the whole batch at once (one batched model pass)
+        many = getattr(flagged, "many", None)
+        results = many([a for _, a in todo]) if many is not None else [flagged(a) for _, a in todo]
+        for (i, a), out_f in zip(todo, results):
+            c = a.construction
             if isinstance(out_f, tuple):
                 f, suspicion = bool(out_f[0]), float(out_f[1])
             else:
@@ -245,8 +252,8 @@ class Generator:
             r = cfg.near_miss * max(0.0, 1.0 - suspicion) if f else 0.0
             if not f:
                 r = 1.0 + cfg.novelty_coef / math.sqrt(1.0 + self.novelty[c.signature()])
-            out.append(Sample(c, a, True, f, r))
-        return out
+            out[i] = Sample(c, a, True, f, r)
+        return [s for s in out if s is not None]
 
     # -- training --------------------------------------------------------------------------
     def train(
@@ -260,7 +267,8 @@ class Generator:
         keep_samples: bool = True,
     ) -> History:
         """REINFORCE against a fixed detector: `flagged(attack)` returns a bool, or
-        (flagged, suspicion in 0..1) to shape the reward of detected attacks."""
+        (flagged, suspicion in 0..1) to shape the reward of detected attacks; a
+        `flagged.many(attacks)` method, when present, judges a batch at once."""
         torch = _torch()
         cfg = self.config
         hist = History()

@@ -1,53 +1,73 @@
-"""The hardening loop: Generator and Detector agents, alternated; artifacts and reports.
+"""The hardening loop: a generator against the policy's real detectors, which are
+retrained in turn under a false-positive budget; judged on attack families it never
+generated.
 
-Round r:
-  1. a generator (fresh each round by default) trains (REINFORCE) against detector
-     r-1, then its evasion rate against it is measured on fresh samples;
-  2. the detector agent refits the head on every evasion so far (weighted up), a
-     sample of the attacks that were caught and of random attacks from the whole
-     space (so the head covers more than the generator's current focus), plus
-     clean data, and picks thresholds under the FPR constraint -> detector r;
-  3. detector r is written as a versioned artifact (parent = r-1) with a report:
-     evasion rate, how many of this round's evasions detector r now catches, FPR
-     on held clean prompts (calibration and a fresh test set), recall/FPR on the
-     fixed validation set (../shared; never trained on) when present.
+Round 0 is the policy as it is. Round r:
+
+1. a fresh generator trains (REINFORCE) against detector set r-1 — the policy's
+   rules, demonstrations detector and classifier, run as the scanner runs them — and
+   its evasion rate is measured on fresh samples;
+2. the classifier is fine-tuned from set r-1's model on the round's injections (their
+   payload segments and clean twins), clean prompts (the clean corpus's `train`
+   split, twins, the library's training files) and a replay sample of its own corpus,
+   and its thresholds re-set on clean rows nobody trains on (its corpus's calibration
+   split and half of the clean `train` files, by file);
+   the demonstrations detector's weights are refitted on the poisoned demonstrations
+   found so far and clean few-shot prompts (`retrain`);
+3. the budget gate: the candidate set runs over the clean corpus's `gate` split; a set
+   that flags more than round 0 did (few-shot files: also more than 1%) or loses
+   in-space recall is rejected, then the candidate with only one of the two retrained
+   detectors is tried; when none passes, the round is REJECTED and set r-1 stays;
+4. the accepted set is scored on the held-out families (recall at the policy's
+   operating point and at 1% / 5% false positives of the clean `test` split), on
+   in-space validation attacks and on the clean `test` split.
 
 Outputs under ``OUT``::
 
-    rounds/round-01/ ...   one artifact per round (manifest.json, head.npz, report.json)
-    detector/              the final artifact (a copy of the last round)
-    policy.yaml            the base policy + `hardened` + the chosen thresholds
-    generator/             the trained generator (for `promptguard redteam`)
-    attacks.jsonl          every successful evasion, with its ground truth
-    report.json, report.md per-round metrics
+    rounds/round-NN/        detector set of each accepted round (classifier/, demonstrations.json,
+                            manifest.json) and report.json (every round, rejected ones included)
+    detector/               the final detector set
+    policy.yaml             the base policy pointing at it (use it anywhere)
+    generator/              the last round's generator (for `promptguard redteam`)
+    attacks.jsonl           every evasion, with its ground truth
+    clean/manifest.json     the clean corpus's provenance and splits
+    report.json, report.md  the per-round table
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..policy import Policy, default_policy_path, load_policy
-from .attack_space import AttackSpace, UserPrompt
-from .detector import ARTIFACT_FORMAT, ARTIFACT_VERSION, Head, load_artifact
-from .detector_agent import BaseScorer, DetectorAgent, DetectorState, PromptRecord
+from ..segments import Segment
+from .attack_space import Attack, AttackSpace, ConstructionError, Holdout
+from .cleanset import CleanPrompt, clean_corpus, library_prompts, manifest
+from .detector_set import DetectorSet, Evaluator, Verdict, save_set, write_policy
 from .dut import prompt_key
-from .features import Featurizer
+from .evaluation import (
+    Budget,
+    clean_metrics,
+    gate,
+    heldout_attacks,
+    inspace_attacks,
+    recall_at_fpr,
+    recall_metrics,
+)
 from .generator import Generator, GeneratorConfig, Sample
-from .validation import LabelledPrompt, clean_prompts, default_shared_dir, load_badchain, load_injection_dev
+from .validator import validate
 
-__all__ = ["HardenConfig", "HardenResult", "harden", "write_policy", "write_artifact", "fresh_comparison",
-           "Validation", "HardenError"]
+__all__ = ["HardenConfig", "HardenResult", "HardenError", "harden", "render_markdown", "fresh_comparison",
+           "LEARNED"]
+
+LEARNED = ("classifier", "demonstrations")
 
 
 class HardenError(RuntimeError):
@@ -56,35 +76,33 @@ class HardenError(RuntimeError):
 
 @dataclass
 class HardenConfig:
-    rounds: int = 4
-    steps: int = 25  # generator updates per round
-    batch: int = 48  # constructions per update
-    eval_samples: int = 192  # fresh samples to measure the evasion rate
-    clean_train: int = 300  # clean prompts added to the training data per round
-    clean_calib: int = 500  # held clean prompts the thresholds are chosen on
-    clean_test: int = 500  # held clean prompts the FPR is reported on (never used to choose)
-    detected_sample: int = 150  # detected attacks per round, kept for training and the threshold objective
-    explore: int = 200  # random valid attacks per round from the whole space (coverage beyond the generator's focus)
-    evasion_weight: float = 2.0  # training weight of a successful evasion relative to other attacks
-    target_fpr: float | None = None  # None: the policy's detectors.hardened.target_fpr, else 0.05
-    confidence: float = 0.9  # the FPR bound holds on unseen clean prompts with this confidence
-    tune_base: bool = False  # True: also retune base thresholds; the FPR budget is then for the whole detector
-    C: float = 1.0
+    rounds: int = 3
+    steps: int = 8  # generator updates per round
+    batch: int = 32  # constructions per update
+    eval_samples: int = 96  # fresh samples: the round's evasion rate
+    detected_sample: int = 60  # caught attacks kept for training per round
+    explore: int = 120  # random valid attacks of the action space per round (coverage beyond the generator's focus)
+    evasion_weight: float = 2.0  # demonstrations refit: weight of an evasion (the classifier gives evasions their own cell)
+    retrain: tuple[str, ...] = LEARNED  # which learned detectors to retrain
+    holdout: tuple[str, ...] = ()  # more held-out families (family.factor=value) beyond the default ones
+    heldout_per_family: int = 30
+    inspace: int = 120
+    clean: dict[str, int] = field(default_factory=lambda: {"fewshot": 30})  # clean_corpus() sizes (fewshot per family, system, ...)
+    budget: Budget = field(default_factory=Budget)
+    replay: int = 1000  # corpus rows replayed per fine-tune
+    calib_per_kind: int = 300  # clean calibration rows per segment kind
+    # share of the clean corpus's train files whose segments set the classifier's per-kind
+    # thresholds (with the corpus's calibration rows) instead of being trained on
+    clean_calibration: float = 0.5
+    token_budget: int = 40_000  # classifier fine-tune tokens per round
+    demo_l2: float = 5.0  # demonstrations refit: pull towards the weights in use
+    corpus: str | None = None  # the classifier's corpus (default: .cache/classifier-corpus when present)
+    feature_cache: str | None = None  # bottom-layer states kept across runs (default: .cache/harden/features)
+    fprs: tuple[float, ...] = (0.01, 0.05)
+    validation: bool = True  # also score ../shared BadChain prompt files when present
     seed: int = 0
-    validation: bool = True
-    shared_dir: str | None = None
-    # a fresh generator each round (the attacker best-responds to the current detector from a
-    # uniform start); False: one generator keeps learning across rounds (it tends to collapse onto
-    # the trick the last detector learned to catch, and stops exploring)
-    reset_generator: bool = True
-    # detectors of the base policy the loop runs (None: all but the model-based ones in SLOW_DETECTORS)
-    base_detectors: list[str] | None = None
+    threads: int = 2
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-
-
-# model-based detectors that cost a forward pass per window of every segment: too slow to
-# run on every generated attack on a CPU; they stay in the output policy untouched
-SLOW_DETECTORS = ("embeddings", "baseline")
 
 
 @dataclass
@@ -92,414 +110,92 @@ class HardenResult:
     out_dir: Path
     rounds: list[dict[str, Any]]
     round0: dict[str, Any]
-    states: list[DetectorState]
+    sets: list[DetectorSet]  # the accepted set after each round (index 0: the base policy's)
     generator: Generator
-    agent: DetectorAgent
     space: AttackSpace
-    validation: "Validation | None"
+    evaluator: Evaluator
     seconds: float
+    report: dict[str, Any] = field(default_factory=dict)
 
 
-# -- validation set ---------------------------------------------------------------------
+class Judge:
+    """`flagged(attack) -> (flagged, suspicion)` for the generator, against one detector
+    set; `many` judges a batch in one evaluator pass. Cached per rendered prompt."""
 
+    def __init__(self, ev: Evaluator, ds: DetectorSet) -> None:
+        self.ev, self.ds = ev, ds
+        self.cache: dict[str, Verdict] = {}
 
-@dataclass
-class Validation:
-    records: list[PromptRecord]
-    prompts: list[LabelledPrompt]
-
-    @classmethod
-    def load(cls, agent: DetectorAgent, shared: Path | None, log: Callable[[str], None]) -> "Validation | None":
-        bc = load_badchain(shared)
-        dev = load_injection_dev(shared)
-        prompts = (bc or []) + (dev or [])
-        if not prompts:
-            return None
-        t0 = time.perf_counter()
-        recs = [agent.record(p.segments, meta={"label": p.label, "group": p.group, "id": p.id}) for p in prompts]
-        log(f"validation set: {sum(p.label for p in prompts)} attacks, {sum(1 - p.label for p in prompts)} benign "
-            f"({len(bc or [])} BadChain files, {len(dev or [])} injection rows) in {time.perf_counter() - t0:.0f}s")
-        return cls(recs, prompts)
-
-    def metrics(self, state: DetectorState) -> dict[str, Any]:
-        flags = np.array([state.flagged_record(r) for r in self.records])
-        labels = np.array([p.label for p in self.prompts])
-        groups = np.array([p.group.split("/")[0] for p in self.prompts])
-        out: dict[str, Any] = {}
-        att = labels == 1
-        out["recall"] = round(float(flags[att].mean()), 4) if att.any() else None
-        out["fpr_benign"] = round(float(flags[~att].mean()), 4) if (~att).any() else None
-        for g in ("badchain", "injection"):
-            m = groups == g
-            if (m & att).any():
-                out[f"recall_{g}"] = round(float(flags[m & att].mean()), 4)
-            if (m & ~att).any():
-                out[f"fpr_{g}"] = round(float(flags[m & ~att].mean()), 4)
+    def many(self, attacks: Sequence[Attack]) -> list[tuple[bool, float]]:
+        keys = [prompt_key(a.segments()) for a in attacks]
+        todo = {k: a for k, a in zip(keys, attacks) if k not in self.cache}
+        if todo:
+            for k, v in zip(todo, self.ev.verdicts(self.ds, [a.segments() for a in todo.values()])):
+                self.cache[k] = v
+        out = []
+        for k in keys:
+            v = self.cache[k]
+            out.append((v.flagged, float(min(1.0, max(0.0, 0.5 + v.margin))) if v.flagged else 0.0))
         return out
 
-
-# -- artifacts ------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    def __call__(self, attack: Attack) -> tuple[bool, float]:
+        return self.many([attack])[0]
 
 
-def write_artifact(directory: Path, state: DetectorState, fz: Featurizer, *, base_names: Sequence[str],
-                   target_fpr: float, parent: dict[str, Any] | None, metrics: dict[str, Any],
-                   training: dict[str, Any], base_policy: str) -> dict[str, Any]:
-    directory.mkdir(parents=True, exist_ok=True)
-    head = state.head or Head.empty(fz)
-    digest = head.save(directory / "head.npz")
-    art_id = "hd-" + hashlib.sha256(f"{digest}|{state.round}|{state.threshold}".encode()).hexdigest()[:12]
-    state.id = art_id
-    thr = state.threshold if math.isfinite(state.threshold) else 1.0 + 1e-9
-    manifest = {
-        "format": ARTIFACT_FORMAT,
-        "format_version": ARTIFACT_VERSION,
-        "id": art_id,
-        "created": _now(),
-        "round": state.round,
-        "parent": parent,
-        "features": fz.describe(),
-        "threshold": {"raw": min(thr, 1.0), "high": state.high, "head_enabled": math.isfinite(state.threshold)},
-        "target_fpr": target_fpr,
-        "base_policy": base_policy,
-        "base_thresholds": {n: float(t) for n, t in zip(base_names, state.taus)},
-        "metrics": metrics,
-        "training": training,
-        "weights_sha256": digest,
-    }
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_jsonable), encoding="utf-8")
-    return manifest
+# -- setup helpers ------------------------------------------------------------------------------------
 
 
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
+def _classifier_dir(policy: Policy) -> Path | None:
+    cfg = policy.detectors.get("classifier")
+    if cfg is None or not cfg.enabled:
+        return None
+    from ..classifier.runtime import default_model_dir
+
+    m = cfg.options.get("model")
+    if m in (None, "default"):
+        return default_model_dir()
+    p = Path(str(m)).expanduser()
+    if not p.is_absolute():
+        p = policy.base_dir / p if (policy.base_dir / p).exists() else Path.cwd() / p
+    return p.resolve()
 
 
-def _absolutize(value: Any, base_dir: Path) -> Any:
-    if isinstance(value, str) and value and not os.path.isabs(value) and (base_dir / value).exists():
-        return str((base_dir / value).resolve())
-    if isinstance(value, list):
-        return [_absolutize(v, base_dir) for v in value]
-    return value
+def _demo_weights(policy: Policy) -> str | None:
+    cfg = policy.detectors.get("demonstrations")
+    if cfg is None or not cfg.enabled:
+        return None
+    from ..detectors.demonstrations.scoring import NAMED
+
+    w = str(cfg.options.get("weights", "auto"))
+    if w in NAMED:
+        return w
+    p = Path(w).expanduser()
+    return str((policy.base_dir / p).resolve() if not p.is_absolute() else p)
 
 
-def write_policy(path: Path, base_policy_path: Path, base: Policy, artifact_dir: Path,
-                 taus: dict[str, float], target_fpr: float) -> Path:
-    """The base policy file + the `hardened` detector + the chosen base thresholds.
-
-    Relative paths in the base policy's detector options (rule sets) become absolute,
-    since the new policy lives elsewhere; the artifact path is relative to it.
-    """
-    from ..yamlutil import safe_load
-
-    raw = safe_load(base_policy_path.read_text(encoding="utf-8")) or {}
-    dets = dict(raw.get("detectors") or {"rules": {}})
-    dets.pop("hardened", None)
-    for name, opts in list(dets.items()):
-        if isinstance(opts, dict):
-            dets[name] = {k: _absolutize(v, base.base_dir) for k, v in opts.items()}
-    default = raw.get("default") or {}
-    d_flag, d_act, d_action = float(default.get("flag_at", 0.5)), float(default.get("act_at", 0.85)), default.get("action", "block")
-    thresholds = [dict(t) for t in (raw.get("thresholds") or [])]
-    for name, tau in taus.items():
-        if tau <= 0.0:
-            continue
-        if tau > 1.0:
-            opts = dict(dets.get(name) or {})
-            opts["enabled"] = False
-            dets[name] = opts
-            continue
-        for t in thresholds:
-            if t.get("detector") == name:
-                t["flag_at"] = max(float(t.get("flag_at", 0.5)), tau)
-                t["act_at"] = max(float(t.get("act_at", 0.85)), t["flag_at"])
-        if not any(t.get("detector") == name and t.get("rule") is None and t.get("kinds") is None for t in thresholds):
-            thresholds.append({"detector": name, "flag_at": max(d_flag, tau), "act_at": max(d_act, tau, d_flag),
-                               "action": d_action})
-    rel = os.path.relpath(artifact_dir.resolve(), path.parent.resolve())
-    dets["hardened"] = {"path": rel, "report_at": 0.3, "target_fpr": target_fpr}
-    thresholds = [t for t in thresholds if t.get("detector") != "hardened"]
-    thresholds.append({"detector": "hardened", "flag_at": 0.5, "act_at": 0.85, "action": "block"})
-    raw["detectors"] = dets
-    raw["thresholds"] = thresholds
-    raw["name"] = f"{raw.get('name', 'policy')}-hardened"
-    import yaml
-
-    header = (f"# Generated by `promptguard harden` on {_now()} from {base_policy_path}.\n"
-              f"# The `hardened` detector and the thresholds below were chosen so that the false-positive\n"
-              f"# rate on held clean prompts stays within {target_fpr:.3f}.\n")
-    path.write_text(header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return path
-
-
-# -- the loop ---------------------------------------------------------------------------------
-
-
-def _resolve_policy(policy_path: str | Path | None, only: Sequence[str] | None
-                    ) -> tuple[Path, Policy, Policy, dict[str, Any] | None, list[str]]:
-    """(path, the full base policy, the policy the loop runs, hardened init, skipped detectors)."""
-    p = Path(policy_path) if policy_path else default_policy_path()
-    full = load_policy(p)
-    init = None
-    dets = dict(full.detectors)
-    if "hardened" in dets:
-        opts = dets.pop("hardened").options
-        ap = Path(str(opts.get("path", "")))
-        init = {"path": str(ap if ap.is_absolute() else full.base_dir / ap), "target_fpr": opts.get("target_fpr")}
-    enabled = [n for n, c in dets.items() if c.enabled]
-    if only is not None:
-        unknown = [n for n in only if n not in enabled]
-        if unknown:
-            raise HardenError(f"--base-detectors: {', '.join(unknown)} not enabled in {p} (enabled: {', '.join(enabled)})")
-        keep = list(only)
-    else:
-        keep = [n for n in enabled if n not in SLOW_DETECTORS]
-    skipped = [n for n in enabled if n not in keep]
-    run = full.model_copy(update={"detectors": {n: c for n, c in dets.items() if n in keep}})
-    run.base_dir = full.base_dir
-    return p, full, run, init, skipped
-
-
-def _attack_record(agent: DetectorAgent, s: Sample, rnd: int) -> PromptRecord:
-    assert s.attack is not None
-    return agent.record_attack(s.attack, meta={"round": rnd, "construction": s.construction.to_dict(),
-                                               "family": s.attack.family})
-
-
-def harden(
-    out_dir: str | Path,
-    config: HardenConfig | None = None,
-    *,
-    policy_path: str | Path | None = None,
-    library: Sequence[UserPrompt] = (),
-    log: Callable[[str], None] = print,
-) -> HardenResult:
-    cfg = config or HardenConfig()
-    t_start = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError as e:  # pragma: no cover - torch is a dependency
-        raise HardenError("the generator needs torch") from e
-    pol_path, full_policy, base_policy, init, skipped = _resolve_policy(policy_path, cfg.base_detectors)
-    target = cfg.target_fpr or (init or {}).get("target_fpr") or 0.05
-    base = BaseScorer(base_policy)
-    fz = Featurizer()
-    agent = DetectorAgent(base, fz, target_fpr=target, confidence=cfg.confidence, tune_base=cfg.tune_base, C=cfg.C)
-    space = AttackSpace(library)
-    log(f"harden: base policy {pol_path} (detectors: {', '.join(base.names) or 'none'}), target FPR {target:.3f} "
-        f"({'whole detector, base thresholds retuned' if cfg.tune_base else 'added by the head over the base detectors'}), "
-        f"{cfg.rounds} rounds x {cfg.steps} steps x {cfg.batch} attacks"
-        + (f", {len(space.user_prompts)} library prompts with demonstrations" if library else ""))
-    if skipped:
-        log(f"harden: not run in the loop (model-based, too slow per attack; kept unchanged in the output policy): "
-            f"{', '.join(skipped)}")
-
-    # held clean data (seeds disjoint from training)
-    t0 = time.perf_counter()
-    # held clean prompts carry documents the training never sees (other splits of the found text)
-    calib = [agent.record(s, meta=m) for s, m in clean_prompts(AttackSpace(library, material="calib"), cfg.clean_calib,
-                                                             cfg.seed * 1000 + 101)]
-    test = [agent.record(s, meta=m) for s, m in clean_prompts(AttackSpace(library, material="test"), cfg.clean_test,
-                                                            cfg.seed * 1000 + 202)]
-    lib_clean = [agent.record(s, meta={"library": True}) for s in _library_segments(library)]
-    if lib_clean:
-        calib += lib_clean[::2]
-        test += lib_clean[1::2]
-    train: list[PromptRecord] = [agent.record(s, meta=m) for s, m in clean_prompts(space, cfg.clean_train, cfg.seed * 1000 + 303)]
-    log(f"clean data: {len(calib)} calibration, {len(test)} test, {len(train)} training prompts in {time.perf_counter() - t0:.0f}s")
-
-    val = None
-    if cfg.validation:
-        shared = Path(cfg.shared_dir) if cfg.shared_dir else default_shared_dir()
-        val = Validation.load(agent, shared, log)
-        if val is None:
-            log("validation set: ../shared not found, recall on the fixed validation set is not measured")
-
-    # round 0: the base policy (plus an existing hardened artifact, if the policy had one)
-    state = DetectorState(np.zeros(len(base.names)), None, math.inf, 1.0, 0)
-    parent: dict[str, Any] | None = None
-    if init is not None:
-        meta0, fz0, head0 = load_artifact(init["path"])
-        if fz0.describe() != fz.describe():
-            raise HardenError(f"{init['path']}: made with other features; cannot continue from it")
-        taus0 = np.array([float((meta0.get("base_thresholds") or {}).get(n, 0.0)) for n in base.names])
-        state = DetectorState(taus0, head0, float(meta0["threshold"]["raw"]), float(meta0["threshold"].get("high", 1.0)), 0,
-                              meta0.get("id"))
-        parent = {"id": meta0.get("id"), "path": init["path"]}
-    states = [state]
-    round0 = {"round": 0, "fpr_calibration": round(agent.fpr(state, calib), 4), "fpr_test": round(agent.fpr(state, test), 4)}
-    if round0["fpr_calibration"] > target and not cfg.tune_base:
-        log(f"harden: note: the base policy alone flags {round0['fpr_calibration']:.1%} of the held clean prompts (over "
-            f"the {target:.1%} target); its thresholds are kept (use --tune-base to retune them); the head adds at most "
-            f"{target:.1%} on top")
-    if val is not None:
-        round0["validation"] = val.metrics(state)
-    log(f"round 0: FPR calibration {round0['fpr_calibration']:.3f}, test {round0['fpr_test']:.3f}"
-        + (f", validation {round0['validation']}" if val is not None else ""))
-
-    gen = Generator(cfg.generator, seed=cfg.seed)
-    objective: list[PromptRecord] = []
-    evasions_out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    rounds: list[dict[str, Any]] = []
-    rng = random.Random(cfg.seed + 7)
-    for r in range(1, cfg.rounds + 1):
-        tr0 = time.perf_counter()
-        cur = state
-        if cfg.reset_generator and r > 1:
-            gen = Generator(cfg.generator, seed=cfg.seed + 1000 * r)
-
-        def flagged(a, cur=cur) -> tuple[bool, float]:
-            return agent.judge(cur, a.segments())
-
-        hist = gen.train(space, flagged, steps=cfg.steps, batch=cfg.batch)
-        rate, eval_samples = gen.evasion_rate(space, flagged, n=cfg.eval_samples)
-        t_gen = time.perf_counter() - tr0
-        samples = hist.samples + eval_samples
-        evaded = [s for s in samples if s.evaded]
-        detected = [s for s in samples if s.valid and s.flagged]
-        new_ev: list[PromptRecord] = []
-        for s in evaded:
-            key = prompt_key(s.attack.segments())
-            if key in seen:
-                continue
-            seen.add(key)
-            rec = _attack_record(agent, s, r)
-            rec.weight = cfg.evasion_weight
-            new_ev.append(rec)
-            evasions_out.append({"round": r, **s.attack.to_record()})
-            twin = space.build(s.construction, poison=False)
-            train.append(agent.record(twin.segments(), meta={"twin_of": key}))
-        train.extend(new_ev)
-        objective.extend(new_ev)
-        others = [_attack_record(agent, s, r) for s in rng.sample(detected, min(len(detected), cfg.detected_sample))]
-        others += [agent.record_attack(a, meta={"round": r, "explore": True})
-                   for a in _explore(space, cfg.explore, cfg.seed * 1000 + 500 + r)]
-        train.extend(others)
-        objective.extend(others)
-        train.extend(agent.record(s, meta=m) for s, m in clean_prompts(space, cfg.clean_train, cfg.seed * 1000 + 400 + r))
-        t_fit0 = time.perf_counter()
-        head, fit_info = agent.fit(train)
-        taus, t, high, choose_info = agent.choose(head, objective, calib)
-        state = DetectorState(taus, head, t, high, r)
-        t_fit = time.perf_counter() - t_fit0
-        caught = agent.recall(state, new_ev) if new_ev else None
-        m: dict[str, Any] = {
-            "round": r,
-            "evasion_rate": round(rate, 4),
-            "train_mean_reward_first": round(hist.mean_reward(first=3), 4),
-            "train_mean_reward_last": round(hist.mean_reward(last=3), 4),
-            "valid_rate": round(sum(s.valid for s in eval_samples) / max(1, len(eval_samples)), 4),
-            "new_evasions": len(new_ev),
-            "evasions_caught_after": None if caught is None else round(caught, 4),
-            "objective_recall": choose_info.get("recall"),
-            "fpr_calibration": round(agent.fpr(state, calib), 4),
-            "fpr_test": round(agent.fpr(state, test), 4),
-            "fpr_added_calibration": round(agent.fpr(state, calib) - agent.fpr(_base_only(state), calib), 4),
-            "fpr_added_test": round(agent.fpr(state, test) - agent.fpr(_base_only(state), test), 4),
-            "fpr_mode": choose_info.get("mode"),
-            "target_fpr": target,
-            "feasible": choose_info.get("feasible"),
-            "base_thresholds": {n: float(x) for n, x in zip(base.names, taus)},
-            "head_threshold": None if not math.isfinite(t) else round(float(t), 6),
-            "fit": fit_info,
-            "evasions_by_family": _count(s.construction.family for s in evaded),
-            "seconds": {"generator": round(t_gen, 1), "fit": round(t_fit, 1)},
-        }
-        if val is not None:
-            m["validation"] = val.metrics(state)
-        m["seconds"]["round"] = round(time.perf_counter() - tr0, 1)
-        rd = out / "rounds" / f"round-{r:02d}"
-        manifest = write_artifact(rd, state, fz, base_names=base.names, target_fpr=target, parent=parent,
-                                  metrics={k: v for k, v in m.items() if k not in ("fit",)},
-                                  training={"records": len(train), "attack_records": sum(x.is_attack for x in train),
-                                            **fit_info, "seed": cfg.seed},
-                                  base_policy=str(pol_path))
-        m["artifact"] = manifest["id"]
-        (rd / "report.json").write_text(json.dumps(m, indent=2, default=_jsonable), encoding="utf-8")
-        parent = {"id": manifest["id"], "path": str(rd.resolve())}
-        rounds.append(m)
-        states.append(state)
-        log(f"round {r}: evasion {rate:.3f} vs detector {r - 1}; {len(new_ev)} new evasions, {m['evasions_caught_after']} "
-            f"caught by detector {r}; FPR calib {m['fpr_calibration']:.3f} test {m['fpr_test']:.3f}"
-            + (f"; validation {m['validation']}" if val is not None else "") + f" ({m['seconds']['round']:.0f}s)")
-
-    # final outputs
-    final = out / "detector"
-    if final.exists():
-        shutil.rmtree(final)
-    if rounds:
-        shutil.copytree(out / "rounds" / f"round-{len(rounds):02d}", final)
-    else:
-        write_artifact(final, state, fz, base_names=base.names, target_fpr=target, parent=parent, metrics=round0,
-                       training={}, base_policy=str(pol_path))
-    write_policy(out / "policy.yaml", pol_path, full_policy, final,
-                 {n: float(x) for n, x in zip(base.names, state.taus)}, target)
-    gen.save(out / "generator", {"rounds": len(rounds), "artifact": state.id})
-    with (out / "attacks.jsonl").open("w", encoding="utf-8") as f:
-        for row in evasions_out:
-            f.write(json.dumps(row, ensure_ascii=False, default=_jsonable) + "\n")
-    seconds = time.perf_counter() - t_start
-    report = {"config": _config_dict(cfg), "base_policy": str(pol_path), "base_detectors": base.names,
-              "not_run_in_loop": skipped,
-              "target_fpr": target, "round0": round0, "rounds": rounds, "seconds": round(seconds, 1),
-              "detector": str(final), "policy": str(out / "policy.yaml")}
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=_jsonable), encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    return HardenResult(out, rounds, round0, states, gen, agent, space, val, seconds)
-
-
-def _explore(space: AttackSpace, n: int, seed: int) -> list:
-    """`n` valid attacks from uniformly random constructions."""
-    from .attack_space import ConstructionError
-    from .validator import validate
-
+def _explore(space: AttackSpace, n: int, seed: int) -> list[Attack]:
+    """`n` valid attacks from uniformly random constructions of the action space."""
     rng = random.Random(seed)
-    out = []
+    out: list[Attack] = []
     tries = 0
-    while len(out) < n and tries < n * 10:
+    while len(out) < n and tries < n * 20:
         tries += 1
-        c = space.random_construction(rng)
         try:
-            a = space.build(c)
+            a = space.build(space.random_construction(rng))
         except ConstructionError:
+            continue
+        except Exception:  # noqa: BLE001
             continue
         if validate(a).ok:
             out.append(a)
     return out
 
 
-def _base_only(state: DetectorState) -> DetectorState:
-    return DetectorState(state.taus, None, math.inf, 1.0, state.round)
-
-
-def _library_segments(library: Sequence[UserPrompt]) -> list[list]:
-    """The user's prompts, rendered clean, as held clean data."""
-    from .attack_space import Construction
-
-    out = []
-    space = AttackSpace(library)
-    for i, u in enumerate(library):
-        if len(u.items) >= 2:
-            c = Construction.make("demo", i, domain="user", format="completion")
-            try:
-                out.append(space.build(c, poison=False, base=u).segments())
-            except Exception:  # noqa: BLE001
-                continue
-    return out
+def _twin(space: AttackSpace, a: Attack) -> Attack | None:
+    try:
+        return space.build(a.construction, poison=False)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _count(xs) -> dict[str, int]:
@@ -509,67 +205,533 @@ def _count(xs) -> dict[str, int]:
     return d
 
 
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, (Path, set, tuple)):
+        return str(o) if isinstance(o, Path) else list(o)
+    return str(o)
+
+
+class _Scorer:
+    """The fixed evaluation sets and how a detector set scores on them."""
+
+    def __init__(self, ev: Evaluator, heldout: list[tuple[str, Attack]], inspace: list[Attack],
+                 gate_set: list[CleanPrompt], test_set: list[CleanPrompt], fprs: Sequence[float],
+                 shared: list[tuple[str, list[Segment], int]] | None) -> None:
+        self.ev, self.heldout, self.inspace = ev, heldout, inspace
+        self.gate_set, self.test_set, self.fprs, self.shared = gate_set, test_set, fprs, shared
+
+    def gate(self, ds: DetectorSet) -> tuple[dict[str, Any], float]:
+        g = clean_metrics(self.gate_set, self.ev.verdicts(ds, [p.segments() for p in self.gate_set]))
+        ins = self.ev.verdicts(ds, [a.segments() for a in self.inspace])
+        return g, round(sum(v.flagged for v in ins) / max(1, len(ins)), 4)
+
+    def full(self, ds: DetectorSet) -> dict[str, Any]:
+        names = [n for n, _ in self.heldout]
+        hv = self.ev.verdicts(ds, [a.segments() for _, a in self.heldout])
+        tv = self.ev.verdicts(ds, [p.segments() for p in self.test_set])
+        clean_v = [v for p, v in zip(self.test_set, tv) if p.category != "library"]
+        out: dict[str, Any] = {"heldout": recall_metrics(names, hv),
+                               "heldout_at_fpr": recall_at_fpr(hv, clean_v, self.fprs, names),
+                               "test": clean_metrics(self.test_set, tv)}
+        if self.shared:
+            sv = self.ev.verdicts(ds, [s for _, s, _ in self.shared])
+            lab = np.array([y for _, _, y in self.shared])
+            fl = np.array([v.flagged for v in sv])
+            out["shared_badchain"] = {"recall": round(float(fl[lab == 1].mean()), 4) if (lab == 1).any() else None,
+                                      "clean_flagged": f"{int(fl[lab == 0].sum())}/{int((lab == 0).sum())}"}
+        return out
+
+
+def _load_shared(enabled: bool) -> list[tuple[str, list[Segment], int]] | None:
+    if not enabled:
+        return None
+    from .validation import default_shared_dir, load_badchain
+
+    bc = load_badchain(default_shared_dir())
+    return [(p.id, p.segments, p.label) for p in bc] if bc else None
+
+
+# -- the loop -------------------------------------------------------------------------------------------
+
+
+def harden(
+    out_dir: str | Path,
+    config: HardenConfig | None = None,
+    *,
+    policy_path: str | Path | None = None,
+    library: Sequence[str | Path] = (),
+    log: Callable[[str], None] = print,
+) -> HardenResult:
+    cfg = config or HardenConfig()
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(max(1, cfg.threads))
+    pol_path = Path(policy_path) if policy_path else default_policy_path()
+    base = load_policy(pol_path)
+    clf_dir = _classifier_dir(base)
+    demo_w = _demo_weights(base)
+    retrain = [d for d in cfg.retrain if d in LEARNED]
+    unknown = [d for d in cfg.retrain if d not in LEARNED]
+    if unknown:
+        raise HardenError(f"cannot retrain {', '.join(unknown)}: the learned detectors are {', '.join(LEARNED)}")
+    missing = [d for d in retrain if (clf_dir if d == "classifier" else demo_w) is None]
+    if missing:
+        log(f"harden: {', '.join(missing)} not enabled in {pol_path}: not retrained")
+        retrain = [d for d in retrain if d not in missing]
+    if not retrain:
+        raise HardenError(f"{pol_path} enables none of the learned detectors ({', '.join(LEARNED)}): nothing to harden")
+    try:
+        holdout = Holdout.parse(list(cfg.holdout))
+    except ValueError as e:
+        raise HardenError(str(e)) from None
+
+    # the clean corpus (+ the user's library, split by file) and the attack material
+    t0 = time.perf_counter()
+    lib = library_prompts(library, seed=cfg.seed) if library else []
+    if library and not lib:
+        raise HardenError(f"no prompt files under {', '.join(map(str, library))}")
+    clean = clean_corpus(cfg.seed, **cfg.clean)
+    clean += lib
+    lib_train = [Path(p.path) for p in lib if p.split == "train" and p.path]
+    user_prompts = []
+    if lib_train:
+        from .library import load_library
+
+        user_prompts, problems = load_library(lib_train)
+        for pr in problems:
+            log(f"harden: library: {pr}")
+    space = AttackSpace(user_prompts, material="train", holdout=holdout)
+    gate_set = [p for p in clean if p.split == "gate"]
+    test_set = [p for p in clean if p.split == "test"]
+    train_clean = [p for p in clean if p.split == "train"]
+    (out / "clean").mkdir(exist_ok=True)
+    (out / "clean" / "manifest.json").write_text(json.dumps(manifest(clean), indent=2, ensure_ascii=False), encoding="utf-8")
+    heldout = heldout_attacks(holdout, cfg.heldout_per_family, cfg.seed + 101)
+    inspace = inspace_attacks(holdout, cfg.inspace, cfg.seed + 202)
+    shared = _load_shared(cfg.validation)
+    log(f"harden: base policy {pol_path}; retraining {', '.join(retrain)}; held-out families: {', '.join(holdout.names())}")
+    log(f"harden: clean corpus {len(train_clean)} train / {len(gate_set)} gate / {len(test_set)} test prompts"
+        + (f" ({len(lib)} library files: {len(lib_train)} train, {len(lib) - len(lib_train)} gate)" if lib else "")
+        + f"; {len(heldout)} held-out-family attacks, {len(inspace)} in-space validation attacks"
+        + (f", {len(shared)} shared BadChain files" if shared else "") + f" ({time.perf_counter() - t0:.0f} s)")
+
+    ev = Evaluator(base, face="scanner")
+    scorer = _Scorer(ev, heldout, inspace, gate_set, test_set, cfg.fprs, shared)
+
+    # the classifier's replay corpus, calibration rows and feature cache
+    replay = cache = None
+    train_cfg = None
+    if "classifier" in retrain:
+        from ..classifier.finetune import FINETUNE_DEFAULTS
+        from ..classifier.text import WindowTokenizer
+        from ..classifier.training import FeatureCache, TrainConfig, base_model_dir
+        from .retrain import Replay, default_corpus_dir
+
+        info = json.loads((clf_dir / "classifier.json").read_text(encoding="utf-8"))
+        icfg = {k: v for k, v in (info.get("config") or {}).items() if k in TrainConfig.__dataclass_fields__}
+        train_cfg = replace(TrainConfig(**icfg), **{**FINETUNE_DEFAULTS, "token_budget": cfg.token_budget,
+                                                     "seed": cfg.seed, "threads": cfg.threads})
+        corpus = Path(cfg.corpus) if cfg.corpus else default_corpus_dir()
+        replay = Replay.load(corpus, holdout, n=cfg.replay, per_kind=cfg.calib_per_kind,
+                             calib_fraction=float(icfg.get("calib_fraction", 0.15)), seed=cfg.seed,
+                             model_seed=int(icfg.get("seed", 0)), log=log)
+        fc_dir = Path(cfg.feature_cache) if cfg.feature_cache else Path(".cache") / "harden" / "features"
+        fc_dir.mkdir(parents=True, exist_ok=True)
+        tok = WindowTokenizer(base_model_dir() / "tokenizer.json", window_tokens=train_cfg.window_tokens,
+                              overlap_tokens=train_cfg.overlap_tokens)
+        cache = FeatureCache(tok, train_cfg.frozen_layers, fc_dir, cfg.threads)
+        state_file = fc_dir / f"states-{train_cfg.frozen_layers}-{train_cfg.window_tokens}"
+        if cache.load(state_file):
+            log(f"harden: feature cache: {len(cache.table.windows)} windows from {state_file}")
+        cache.autosave = state_file
+
+    # round 0
+    d0 = DetectorSet(str(clf_dir) if clf_dir else None, demo_w, 0, "base")
+    t0 = time.perf_counter()
+    g0, ins0 = scorer.gate(d0)
+    full0 = scorer.full(d0)
+    round0 = {"round": 0, "set": d0.id, "gate": g0, "inspace_recall": ins0, **full0,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    log("round 0: " + _summary(round0))
+    if lib:
+        lf = [k for k, v in zip(lib, ev.verdicts(d0, [p.segments() for p in lib])) if v.flagged]
+        if lf:
+            log(f"harden: note: the base policy flags {len(lf)} of the {len(lib)} library files "
+                f"({', '.join(Path(p.path).name for p in lf[:5])}{' ...' if len(lf) > 5 else ''}); they are treated as clean")
+
+    sets = [d0]
+    cur = d0
+    attacks_out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    cls_rows: list[Any] = []  # classifier rows from attacks so far (all rounds)
+    demo_examples: list[Any] = []  # demonstrations refit examples so far
+    rounds: list[dict[str, Any]] = []
+    gen = Generator(cfg.generator, seed=cfg.seed)
+    rng = random.Random(cfg.seed + 7)
+    from .retrain import attack_rows, clean_demo_example, clean_rows, demo_example
+
+    from .cleanset import _h
+
+    clean_train_rows: list[Any] = []
+    clean_calib_rows: list[Any] = []  # clean-corpus train files the classifier calibrates on instead of training
+    clean_demo = []
+    for p in train_clean:
+        src = "harden-library" if p.category == "library" else "harden-clean"
+        rows_p = clean_rows(p.segments(), f"clean-{p.id}", src, f"clean corpus: {p.source}", p.licence)
+        if p.category != "library" and _h(f"{cfg.seed}:calib:{p.id}") < cfg.clean_calibration:
+            clean_calib_rows += rows_p
+        else:
+            clean_train_rows += rows_p
+        ex = clean_demo_example(p.segments())
+        if ex is not None:
+            clean_demo.append(ex)
+    for r in range(1, cfg.rounds + 1):
+        tr0 = time.perf_counter()
+        gen = Generator(cfg.generator, seed=cfg.seed + 1000 * r)
+        judge = Judge(ev, cur)
+        hist = gen.train(space, judge, steps=cfg.steps, batch=cfg.batch)
+        rate, eval_samples = gen.evasion_rate(space, judge, n=cfg.eval_samples)
+        t_gen = time.perf_counter() - tr0
+        samples: list[Sample] = hist.samples + eval_samples
+        evaded, new_ev = [s for s in samples if s.evaded], []
+        for s in evaded:
+            k = prompt_key(s.attack.segments())
+            if k not in seen:
+                seen.add(k)
+                new_ev.append(s.attack)
+                attacks_out.append({"round": r, **s.attack.to_record()})
+        detected = [s.attack for s in samples if s.valid and s.flagged]
+        detected = rng.sample(detected, min(len(detected), cfg.detected_sample))
+        explore = _explore(space, cfg.explore, cfg.seed * 1000 + 500 + r)
+        for group, src, w in ((new_ev, "harden-evasion", cfg.evasion_weight), (detected, "harden-attack", 1.0),
+                              (explore, "harden-explore", 1.0)):
+            for a in group:
+                twin = _twin(space, a)
+                tag = f"r{r}-{a.construction.seed}"
+                cls_rows += attack_rows(a, twin, tag, source=src)
+                ex = demo_example(a, weight=w)
+                if ex is not None:
+                    demo_examples.append(ex)
+                    if twin is not None:
+                        cex = clean_demo_example(twin.segments())
+                        if cex is not None:
+                            demo_examples.append(cex)
+                if twin is not None and a.family == "demo":
+                    cls_rows += clean_rows(twin.segments(), tag, "harden-twin", "promptguard harden: clean twin")
+
+        rd = out / "rounds" / f"round-{r:02d}"
+        rd.mkdir(parents=True, exist_ok=True)
+        cand_clf, cand_dem = cur.classifier, cur.demonstrations
+        fit_info: dict[str, Any] = {}
+        t_fit0 = time.perf_counter()
+        if "classifier" in retrain and cls_rows:
+            from ..classifier.finetune import finetune
+
+            rows = _dedup(cls_rows + clean_train_rows + list(replay.rows))
+            ids = {x.id for x in rows}
+            calib = _dedup(list(replay.calibration) + [x for x in clean_calib_rows if x.id not in ids])
+            finetune(Path(cur.classifier), rows, rd / "candidate" / "classifier", train_cfg, calibration_rows=calib,
+                     cache=cache, log=lambda m: None, meta={"harden": {"round": r, "parent": cur.id}})
+            cand_clf = str(rd / "candidate" / "classifier")
+            fit_info["classifier"] = {"rows": len(rows), "attack_rows": sum(x.label for x in rows),
+                                      "calibration_rows": len(calib),
+                                      "by_source": _count(x.source.split(":")[0] for x in rows)}
+        if "demonstrations" in retrain and demo_examples:
+            from ..detectors.demonstrations.fitting import fit_weights, save_weights
+            from ..detectors.demonstrations.scoring import load_weights
+
+            prior = load_weights(cur.demonstrations or "auto")
+            weights, rep = fit_weights(demo_examples + clean_demo, prior=prior, l2=cfg.demo_l2)
+            save_weights(weights, rd / "candidate" / "demonstrations.json", report=rep, round=r,
+                         about=f"Refitted by promptguard harden round {r} from {cur.demonstrations} "
+                               f"({len(demo_examples)} attack/twin prompts, {len(clean_demo)} clean few-shot prompts).")
+            cand_dem = str(rd / "candidate" / "demonstrations.json")
+            fit_info["demonstrations"] = {"prompts": len(demo_examples) + len(clean_demo), "report": rep}
+        t_fit = time.perf_counter() - t_fit0
+
+        # the budget gate: the full candidate, then each retrained detector alone
+        cands = [(cand_clf, cand_dem)]
+        if cand_clf != cur.classifier and cand_dem != cur.demonstrations:
+            cands += [(cand_clf, cur.demonstrations), (cur.classifier, cand_dem)]
+        tried: list[dict[str, Any]] = []
+        accepted: DetectorSet | None = None
+        accepted_gate: tuple[dict[str, Any], float] | None = None
+        t_gate0 = time.perf_counter()
+        for i, (c, d) in enumerate(cands):
+            ds = DetectorSet(c, d, r, f"r{r:02d}" + ("" if i == 0 else f"-{'clf' if c != cur.classifier else 'demo'}"),
+                             cur.id)
+            g, ins = scorer.gate(ds)
+            ok, why, limits = gate(g, round0["gate"], cfg.budget, ins, round0["inspace_recall"])
+            tried.append({"set": ds.id, "classifier": c != cur.classifier, "demonstrations": d != cur.demonstrations,
+                          "accepted": ok, "reasons": why, "gate": g, "inspace_recall": ins, "limits": limits})
+            if ok:
+                accepted, accepted_gate = ds, (g, ins)
+                break
+            ev.forget(ds)
+        t_gate = time.perf_counter() - t_gate0
+        m: dict[str, Any] = {
+            "round": r, "evasion_rate": round(rate, 4), "valid_rate": round(sum(s.valid for s in eval_samples) / max(1, len(eval_samples)), 4),
+            "reward_first": round(hist.mean_reward(first=3), 4), "reward_last": round(hist.mean_reward(last=3), 4),
+            "new_evasions": len(new_ev), "evasions_by_family": _count(a.family for a in new_ev),
+            "evasions_by_signature": _count("/".join(map(str, a.construction.signature()[1:3])) for a in new_ev),
+            "candidates": tried, "fit": fit_info,
+        }
+        if accepted is None:
+            m.update(accepted=False, set=cur.id, rejected_because=tried[0]["reasons"])
+            for k in ("gate", "inspace_recall", "heldout", "heldout_at_fpr", "test", "shared_badchain"):
+                prev = rounds[-1] if rounds else round0
+                if k in prev:
+                    m[k] = prev[k]
+            log(f"round {r}: evasion {rate:.3f} vs set {cur.id}; {len(new_ev)} new evasions; REJECTED by the budget gate ("
+                + " | ".join(f"{c['set']}: {'; '.join(c['reasons'])}" for c in tried) + f"); detector set {cur.id} stays")
+        else:
+            t0 = time.perf_counter()
+            full = scorer.full(accepted)
+            m.update(accepted=True, set=accepted.id, partial=accepted.id.endswith(("-clf", "-demo")),
+                     gate=accepted_gate[0], inspace_recall=accepted_gate[1], **full)
+            m["seconds_eval"] = round(time.perf_counter() - t0, 1)
+            saved = save_set(accepted, rd, metrics={k: m[k] for k in ("heldout", "heldout_at_fpr", "gate", "test")})
+            accepted = replace(saved, id=accepted.id)
+            cur = accepted
+            log(f"round {r}: evasion {rate:.3f} vs set {sets[-1].id}; {len(new_ev)} new evasions; accepted {cur.id}: "
+                + _summary(m))
+        m["seconds"] = {"generator": round(t_gen, 1), "retrain": round(t_fit, 1), "gate": round(t_gate, 1),
+                        "round": round(time.perf_counter() - tr0, 1)}
+        (rd / "report.json").write_text(json.dumps(m, indent=2, default=_jsonable), encoding="utf-8")
+        # candidates are written apart from the accepted set's files: a model or weights file
+        # is loaded once per path and process, so no path may be reused for other weights
+        shutil.rmtree(rd / "candidate", ignore_errors=True)
+        rounds.append(m)
+        sets.append(cur)
+
+    # the user's library: none of its files may stay flagged
+    final = cur
+    lib_info = None
+    if lib:
+        final, lib_info = _library_pass(ev, base, cur, lib, out, log)
+        if final is not cur:
+            full = scorer.full(final)
+            g, ins = scorer.gate(final)
+            lib_info["after"] = {"gate": g, "inspace_recall": ins, **full}
+
+    # final outputs
+    det_dir = out / "detector"
+    if det_dir.exists():
+        shutil.rmtree(det_dir)
+    last = rounds[-1] if rounds else round0
+    final_saved = save_set(final, det_dir, metrics={k: last.get(k) for k in ("heldout", "heldout_at_fpr", "gate", "test")})
+    write_policy(out / "policy.yaml", pol_path, base, final_saved,
+                 note=("Thresholds of the demonstrations detector raised above the library's clean files.\n"
+                       if final.thresholds else ""))
+    gen.save(out / "generator", {"rounds": len(rounds), "detector_set": final.id})
+    with (out / "attacks.jsonl").open("w", encoding="utf-8") as f:
+        for row in attacks_out:
+            f.write(json.dumps(row, ensure_ascii=False, default=_jsonable) + "\n")
+    seconds = time.perf_counter() - t_start
+    report = {"config": _config_dict(cfg), "base_policy": str(pol_path), "retrained": retrain,
+              "held_out_families": holdout.names(), "budget": cfg.budget.to_json(),
+              "replay": replay.info if replay else None, "round0": round0, "rounds": rounds,
+              "library": lib_info, "final_set": final.id, "seconds": round(seconds, 1),
+              "evaluator": {"prompts": ev.prompts, "seconds": round(ev.seconds, 1)},
+              "detector": str(det_dir), "policy": str(out / "policy.yaml")}
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=_jsonable), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    return HardenResult(out, rounds, round0, sets, gen, space, ev, seconds, report)
+
+
+def _dedup(rows: list) -> list:
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r.id in seen:
+            continue
+        seen.add(r.id)
+        out.append(r)
+    return out
+
+
+def _summary(m: dict[str, Any]) -> str:
+    g = m.get("gate") or {}
+    t = m.get("test") or {}
+    h = m.get("heldout") or {}
+    at = m.get("heldout_at_fpr") or {}
+    parts = [f"held-out recall {h.get('mean')}",
+             "at FPR " + ", ".join(f"{k}: {v['recall']}" for k, v in at.items()),
+             f"in-space {m.get('inspace_recall')}",
+             "gate FP " + ", ".join(f"{c} {v['flagged']}/{v['n']}" for c, v in g.items() if c != "all"),
+             "test FP " + ", ".join(f"{c} {v['flagged']}/{v['n']}" for c, v in t.items() if c != "all")]
+    if m.get("shared_badchain"):
+        parts.append(f"shared BadChain {m['shared_badchain']}")
+    return "; ".join(parts)
+
+
 def _config_dict(cfg: HardenConfig) -> dict[str, Any]:
     d = asdict(cfg)
     return d
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    lines = ["# promptguard harden report", "",
-             f"Base policy: `{report['base_policy']}` (detectors: {', '.join(report['base_detectors'])}); "
-             f"target FPR {report['target_fpr']:.3f}; {report['seconds']:.0f} s.", "",
-             "| round | evasion rate (vs previous detector) | new evasions | caught after retraining | FPR calib | FPR test | val. recall | val. recall BadChain | val. recall injection | val. FPR benign |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    r0 = report["round0"]
-    v0 = r0.get("validation") or {}
-    lines.append(f"| 0 | | | | {r0['fpr_calibration']:.3f} | {r0['fpr_test']:.3f} | {_f(v0.get('recall'))} | "
-                 f"{_f(v0.get('recall_badchain'))} | {_f(v0.get('recall_injection'))} | {_f(v0.get('fpr_benign'))} |")
-    for m in report["rounds"]:
-        v = m.get("validation") or {}
-        lines.append(f"| {m['round']} | {m['evasion_rate']:.3f} | {m['new_evasions']} | {_f(m['evasions_caught_after'])} | "
-                     f"{m['fpr_calibration']:.3f} | {m['fpr_test']:.3f} | {_f(v.get('recall'))} | {_f(v.get('recall_badchain'))} | "
-                     f"{_f(v.get('recall_injection'))} | {_f(v.get('fpr_benign'))} |")
-    if report["rounds"]:
-        last = report["rounds"][-1]
-        lines += ["", f"Final base thresholds: {last['base_thresholds']}; head threshold {last['head_threshold']}."]
-    if report.get("comparison"):
-        c = report["comparison"]
-        lines += ["", f"Fresh generator: evasion {c['round0']:.3f} vs round-0 detector, {c['hardened']:.3f} vs hardened "
-                      f"(ratio {c['ratio']:.2f})."]
-    return "\n".join(lines) + "\n"
+# -- the library pass ---------------------------------------------------------------------------------
+
+
+def _library_pass(ev: Evaluator, base: Policy, ds: DetectorSet, lib: list[CleanPrompt], out: Path,
+                  log: Callable[[str], None]) -> tuple[DetectorSet, dict[str, Any]]:
+    """Make sure no file of the user's library is flagged by the final set: the
+    classifier's per-kind thresholds are raised just above the library's segments
+    where needed, and the demonstrations detector's flag thresholds above its
+    findings on them. Rules are not retrained: a library file a rule flags is reported."""
+    from ..classifier.runtime import Classifier
+    from ..classifier.training import _shift
+
+    verdicts = ev.verdicts(ds, [p.segments() for p in lib])
+    flagged = [p for p, v in zip(lib, verdicts) if v.flagged]
+    info: dict[str, Any] = {"files": len(lib), "flagged_before": [p.path for p in flagged]}
+    if not flagged:
+        info["flagged_after"] = []
+        log(f"library: none of the {len(lib)} files is flagged by set {ds.id}")
+        return ds, info
+    g = ev.guard(ds)
+    raise_clf: dict[str, float] = {}
+    demo_max: dict[str, float] = {}
+    rule_hits: list[str] = []
+    for p in flagged:
+        for f in g.check(p.segments()).decision.reasons:
+            if f.detector == "classifier":
+                k = f.segment_kind.value
+                raise_clf[k] = max(raise_clf.get(k, 0.0), float((f.details or {}).get("probability", 0.0)))
+            elif f.detector == "demonstrations":
+                demo_max[f.rule or ""] = max(demo_max.get(f.rule or "", 0.0), f.score)
+            else:
+                rule_hits.append(f"{Path(p.path).name}: {f.detector}/{f.rule}")
+    clf = ds.classifier
+    if raise_clf and ds.classifier:
+        dst = out / "library-classifier"
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(ds.classifier, dst)
+        meta_p = dst / "classifier.json"
+        meta = json.loads(meta_p.read_text(encoding="utf-8"))
+        cal = meta.get("calibration") or {}
+        changed = {}
+        for k, pmax in raise_clf.items():
+            c = cal.get(k)
+            if c is None:
+                continue
+            flag = min(max(float(c["flag"]), _shift(pmax, 0.5)), 0.999999)
+            act = min(max(float(c["act"]), _shift(flag, 2.0)), 0.9999999)
+            changed[k] = {"flag": [c["flag"], flag], "act": [c["act"], act]}
+            c["flag"], c["act"] = flag, act
+        meta["calibration"] = cal
+        meta["library_calibration"] = {"kinds": changed, "files": [p.path for p in flagged]}
+        meta_p.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        Classifier(dst)  # loads: the thresholds are well formed
+        clf = str(dst)
+        info["classifier_thresholds"] = changed
+    extra: list[dict[str, Any]] = []
+    for rule, smax in demo_max.items():
+        t = base.threshold_for(_probe("demonstrations", rule))
+        flag_at = min(0.99, max(t.flag_at, smax + 0.01))
+        extra.append({"detector": "demonstrations", "rule": rule or None, "flag_at": round(flag_at, 4),
+                      "act_at": round(max(t.act_at, flag_at), 4), "action": t.action.value})
+    new = DetectorSet(clf, ds.demonstrations, ds.round, f"{ds.id}-lib", ds.id, dict(ds.meta),
+                      tuple(ds.thresholds) + tuple(extra))
+    after = ev.verdicts(new, [p.segments() for p in lib])
+    info["flagged_after"] = [p.path for p, v in zip(lib, after) if v.flagged]
+    info["rule_findings"] = rule_hits
+    info["demonstrations_thresholds"] = extra
+    log(f"library: {len(flagged)} of {len(lib)} files flagged by set {ds.id}; after raising thresholds on them: "
+        f"{len(info['flagged_after'])}" + (f" (rules, not retrainable: {'; '.join(rule_hits[:5])})" if rule_hits else ""))
+    return new, info
+
+
+def _probe(detector: str, rule: str):
+    from ..findings import Finding, Severity
+    from ..segments import SegmentKind
+
+    return Finding(detector=detector, rule=rule or None, segment_kind=SegmentKind.DEMONSTRATION, segment_index=0,
+                   score=0.0, severity=Severity.LOW, message="")
+
+
+# -- reports ------------------------------------------------------------------------------------------
 
 
 def _f(x: Any) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
-def fresh_comparison(result: HardenResult, *, steps: int, batch: int, eval_samples: int, seed: int = 12345,
-                     seeds: Sequence[int] | None = None, config: GeneratorConfig | None = None,
+def _fp(m: dict[str, Any] | None, cat: str) -> str:
+    v = (m or {}).get(cat)
+    return "" if not v else f"{v['flagged']}/{v['n']}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    fprs = [str(x) for x in report["config"].get("fprs", (0.01, 0.05))]
+    lines = ["# promptguard harden report", "",
+             f"Base policy `{report['base_policy']}`; retrained: {', '.join(report['retrained'])}; "
+             f"held-out families: {', '.join(report['held_out_families'])}; {report['seconds'] / 60:.1f} min.", "",
+             "| round | set | accepted | evasion (fresh generator vs previous set) | held-out recall | "
+             + " | ".join(f"held-out recall @{float(x):.0%} FPR" for x in fprs)
+             + " | in-space recall | FP few-shot (test) | FP other (test) | FP gate few-shot | FP gate all |",
+             "|---|---|---|---|---|" + "---|" * len(fprs) + "---|---|---|---|---|"]
+    rows = [report["round0"]] + report["rounds"]
+    for m in rows:
+        t = m.get("test") or {}
+        other_k = sum(v["flagged"] for c, v in t.items() if c not in ("all", "fewshot", "library"))
+        other_n = sum(v["n"] for c, v in t.items() if c not in ("all", "fewshot", "library"))
+        at = m.get("heldout_at_fpr") or {}
+        acc = "" if m["round"] == 0 else ("yes" + (" (one detector)" if m.get("partial") else "") if m.get("accepted")
+                                          else "**REJECTED**")
+        lines.append(f"| {m['round']} | {m.get('set')} | {acc} | {_f(m.get('evasion_rate'))} | "
+                     f"{_f((m.get('heldout') or {}).get('mean'))} | "
+                     + " | ".join(_f((at.get(x) or {}).get('recall')) for x in fprs)
+                     + f" | {_f(m.get('inspace_recall'))} | {_fp(t, 'fewshot')} | {other_k}/{other_n} | "
+                     f"{_fp(m.get('gate'), 'fewshot')} | {_fp(m.get('gate'), 'all')} |")
+    rej = [m for m in report["rounds"] if not m.get("accepted")]
+    if rej:
+        lines += [""] + [f"- round {m['round']} rejected: {'; '.join(m.get('rejected_because') or [])}" for m in rej]
+    fams = sorted({n for m in rows for n in ((m.get("heldout") or {}).get("families") or {})})
+    if fams:
+        lines += ["", "| held-out family | " + " | ".join(f"round {m['round']}" for m in rows) + " |",
+                  "|---|" + "---|" * len(rows)]
+        for n in fams:
+            lines.append(f"| {n} | " + " | ".join(_f(((m.get("heldout") or {}).get("families") or {}).get(n, {}).get("recall"))
+                                                   for m in rows) + " |")
+    cats = sorted({c for m in rows for c in (m.get("test") or {}) if c != "all"})
+    if cats:
+        lines += ["", "| clean test split, flagged | " + " | ".join(f"round {m['round']}" for m in rows) + " |",
+                  "|---|" + "---|" * len(rows)]
+        for c in cats:
+            lines.append(f"| {c} | " + " | ".join(_fp(m.get("test"), c) for m in rows) + " |")
+    if report.get("library"):
+        li = report["library"]
+        lines += ["", f"Library: {len(li['flagged_before'])} of {li['files']} files flagged by the last round's set, "
+                      f"{len(li['flagged_after'])} by the final one."]
+    if report.get("comparison"):
+        c = report["comparison"]
+        lines += ["", f"Fresh generators: evasion {c['round0']:.3f} vs the round-0 set, {c['hardened']:.3f} vs the final set."]
+    return "\n".join(lines) + "\n"
+
+
+def fresh_comparison(result: HardenResult, *, steps: int, batch: int, eval_samples: int,
+                     seeds: Sequence[int] = (12345,), config: GeneratorConfig | None = None,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train fresh generators against the round-0 detector and (same seeds) against the
-    hardened one; compare their evasion rates (mean over `seeds`)."""
-    agent, space = result.agent, result.space
-    seeds = list(seeds) if seeds else [seed]
-    out: dict[str, Any] = {"steps": steps, "batch": batch, "eval_samples": eval_samples, "seeds": seeds}
-    for name, state in (("round0", result.states[0]), ("hardened", result.states[-1])):
-        rates, fams, secs = [], {}, 0.0
+    """Fresh generators (same budget, several seeds) against the round-0 set and the final set."""
+    out: dict[str, Any] = {"steps": steps, "batch": batch, "eval_samples": eval_samples, "seeds": list(seeds)}
+    for name, ds in (("round0", result.sets[0]), ("hardened", result.sets[-1])):
+        rates = []
         for sd in seeds:
             t0 = time.perf_counter()
             g = Generator(config or result.generator.config, seed=sd)
-
-            def flagged(a, st=state) -> tuple[bool, float]:
-                return agent.judge(st, a.segments())
-
-            g.train(space, flagged, steps=steps, batch=batch, keep_samples=False)
-            rate, samples = g.evasion_rate(space, flagged, n=eval_samples)
+            judge = Judge(result.evaluator, ds)
+            g.train(result.space, judge, steps=steps, batch=batch, keep_samples=False)
+            rate, _ = g.evasion_rate(result.space, judge, n=eval_samples)
             rates.append(round(rate, 4))
-            for k, v in _count(s.construction.family for s in samples if s.evaded).items():
-                fams[k] = fams.get(k, 0) + v
-            secs += time.perf_counter() - t0
-            log(f"fresh generator (seed {sd}) vs {name} detector: evasion {rate:.3f} ({time.perf_counter() - t0:.0f}s)")
+            log(f"fresh generator (seed {sd}) vs {name} set: evasion {rate:.3f} ({time.perf_counter() - t0:.0f}s)")
         out[name] = round(sum(rates) / len(rates), 4)
         out[f"{name}_per_seed"] = rates
-        out[f"{name}_evasions_by_family"] = fams
-        out[f"{name}_seconds"] = round(secs, 1)
     out["ratio"] = round(out["hardened"] / out["round0"], 4) if out["round0"] > 0 else None
     return out

@@ -1,28 +1,20 @@
-"""The fixed validation set the loop never trains on, and held clean sets.
+"""The ../shared BadChain prompt files as an extra held-out set.
 
-- ``../shared/data/badchain``: every prompt file in its manifest, parsed the way
-  the scanner parses a prompt-library file; poisoned when the manifest lists
-  poisoned demonstrations.
-- ``../shared/data/injection/dev.jsonl``: each row as one segment — a context
-  segment (retrieved/tool data) for indirect injections and benign contexts, a
-  query for direct injections, jailbreaks and benign instructions.
-
-Both are optional (`None` when missing). Held clean sets are clean twins drawn
-from the attack space with seeds the training never uses.
+``../shared/data/badchain``: every prompt file in its manifest, parsed the way the
+scanner parses a prompt-library file; poisoned when the manifest lists poisoned
+demonstrations. Neither the demonstrations detector's weights nor any hardening
+round is fitted on these files. Optional (`None` when missing).
 """
 
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from ..segments import Segment, SegmentBuilder, SegmentKind
-from .attack_space import AttackSpace, ConstructionError
+from ..segments import Segment
 
-__all__ = ["LabelledPrompt", "load_badchain", "load_injection_dev", "clean_prompts", "default_shared_dir"]
+__all__ = ["LabelledPrompt", "load_badchain", "default_shared_dir"]
 
 
 @dataclass
@@ -57,48 +49,4 @@ def load_badchain(shared: Path | None) -> list[LabelledPrompt] | None:
         if pf.error or not pf.segments:
             continue
         out.append(LabelledPrompt(rec["file"], pf.segments, 1 if rec.get("n_poisoned") else 0, f"badchain/{rec['task']}"))
-    return out
-
-
-_CONTEXT_KINDS = {"indirect_injection", "benign_context"}
-
-
-def load_injection_dev(shared: Path | None, limit: int | None = None) -> list[LabelledPrompt] | None:
-    if shared is None:
-        return None
-    path = shared / "data" / "injection" / "dev.jsonl"
-    if not path.is_file():
-        return None
-    out: list[LabelledPrompt] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            kind = SegmentKind.CONTEXT if row.get("kind") in _CONTEXT_KINDS else SegmentKind.QUERY
-            b = SegmentBuilder()
-            b.add(kind, row["text"], source="tool:retrieved" if kind is SegmentKind.CONTEXT else "user")
-            out.append(LabelledPrompt(row["id"], b.segments, int(row["label"]), f"injection/{row.get('kind')}"))
-            if limit and len(out) >= limit:
-                break
-    return out
-
-
-def clean_prompts(space: AttackSpace, n: int, seed: int, families: Sequence[str] = ("demo", "inject")) -> list[tuple[list[Segment], dict]]:
-    """`n` clean prompts (clean twins of random constructions), balanced over families."""
-    rng = random.Random(seed)
-    out: list[tuple[list[Segment], dict]] = []
-    tries = 0
-    while len(out) < n and tries < n * 20:
-        tries += 1
-        fam = families[len(out) % len(families)]
-        c = space.random_construction(rng, fam)
-        try:
-            a = space.build(c, poison=False)
-            segs = a.segments()
-        except ConstructionError:
-            continue
-        except Exception:  # noqa: BLE001 - a prompt our parser rejects is not useful clean data
-            continue
-        out.append((segs, {"construction": c.to_dict()}))
     return out

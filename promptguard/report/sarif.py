@@ -45,7 +45,6 @@ DETECTOR_HELP: dict[str, str] = {
                   "sentence or window and remove what addresses the model on someone else's behalf.",
     "baseline": "The segment is far from this application's own normal prompts (kNN over embeddings, threshold "
                 "calibrated to a target false-positive rate): unusual, not necessarily hostile.",
-    "hardened": "The adversarially hardened head scores the text as an attack.",
     "exfiltration": "An answer carries data to an outside host (image, link, tool URL) or repeats the system prompt.",
 }
 _GENERIC_HELP = "A promptguard detector flagged this text. See the message and the evidence."

@@ -1,188 +1,144 @@
-"""`promptguard harden` end to end (a small configuration), its versioned artifacts,
-and that the scanner, the proxy and `promptguard redteam` use them."""
+"""`promptguard harden` end to end (a small configuration): it retrains the policy's
+own classifier and demonstrations detector, writes a detector set and a policy that
+the scanner loads, keeps a user's library unflagged, and `promptguard redteam` uses
+its generator."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
 
 from typer.testing import CliRunner  # noqa: E402
 
 from promptguard.cli import app  # noqa: E402
-from promptguard.detectors.base import DetectorError  # noqa: E402
 from promptguard.guard import Guard  # noqa: E402
-from promptguard.harden.attack_space import Attack  # noqa: E402
-from promptguard.harden.detector import HardenedDetector, load_artifact  # noqa: E402
+from promptguard.harden.attack_space import Attack, Holdout  # noqa: E402
+from promptguard.harden.cleanset import clean_corpus  # noqa: E402
+from promptguard.harden.evaluation import heldout_attacks  # noqa: E402
 from promptguard.harden.loop import HardenConfig, harden  # noqa: E402
 from promptguard.harden.validator import validate  # noqa: E402
-from promptguard.policy import default_policy_path, load_policy  # noqa: E402
+from promptguard.policy import Action, default_policy_path, load_policy  # noqa: E402
 
-RULES = default_policy_path().parent / "rules" / "default.yaml"
+NO_FOUND = {s: {"prose": [], "code": []} for s in ("train", "calib", "test")}
+LEARNED = {"classifier", "demonstrations"}
 
-pytestmark = pytest.mark.slow
+
+def _write(p, path: Path) -> None:
+    if p.prompt is not None:
+        path.with_suffix(".txt").write_text(p.prompt, encoding="utf-8")
+    else:
+        path.with_suffix(".json").write_text(json.dumps({"messages": p.messages}), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One small hardening run against rules + demonstrations (the default policy's
-    fast detectors), two rounds."""
+def library(tmp_path_factory):
+    """A user's clean library: few-shot files and system prompts (another seed than the
+    loop's own clean corpus), chosen so that the packaged policy flags some of them
+    through its learned detectors (the case `--library` exists for)."""
+    d = tmp_path_factory.mktemp("library")
+    guard = Guard(load_policy(default_policy_path()), face="scanner")
+    flagged, clean = [], []
+    for p in clean_corpus(7, fewshot=2, system=12, documents=0, code=0, multilingual=0, found=NO_FOUND):
+        res = guard.check(p.segments())
+        fired = {f.detector for f in res.decision.reasons}
+        if res.action is Action.ALLOW:
+            clean.append(p)
+        elif fired <= LEARNED:
+            flagged.append(p)
+    assert flagged, "no clean file the packaged policy flags: the library test would prove nothing"
+    for i, p in enumerate(flagged[:4] + clean[:4]):
+        _write(p, d / f"prompt-{i:02d}")
+    return d, len(flagged[:4])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, library):
+    """One small round against the packaged policy, retraining both learned detectors."""
     import torch
 
     torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("harden")
-    policy = d / "base.yaml"
-    policy.write_text(
-        "version: 1\nname: base\ndetectors:\n"
-        f"  rules:\n    rulesets: ['{RULES}']\n"
-        "  demonstrations:\n    report_at: 0.3\n"
-        "thresholds:\n  - detector: demonstrations\n    rule: PG-DEMO-TRIGGER\n    flag_at: 0.5\n    act_at: 0.7\n"
-        "    action: sanitize\n"
-    )
-    cfg = HardenConfig(rounds=2, steps=3, batch=12, eval_samples=24, clean_train=40, clean_calib=80, clean_test=80,
-                       detected_sample=16, validation=False, seed=1)
+    cfg = HardenConfig(rounds=1, steps=2, batch=8, eval_samples=8, detected_sample=8, explore=10,
+                       heldout_per_family=2, inspace=8,
+                       clean={"fewshot": 3, "system": 20, "documents": 0, "code": 0, "multilingual": 20},
+                       replay=200, calib_per_kind=40, token_budget=4000, corpus=str(d / "no-corpus"),
+                       feature_cache=str(d / "features"), validation=False, seed=1, threads=1)
     out = d / "out"
-    res = harden(out, cfg, policy_path=policy, log=lambda m: None)
+    res = harden(out, cfg, library=[library[0]], log=lambda m: None)
     return res, out
 
 
-def test_artifacts_are_versioned_with_parents_and_reports(run):
-    res, out = run
-    m1 = json.loads((out / "rounds" / "round-01" / "manifest.json").read_text())
-    m2 = json.loads((out / "rounds" / "round-02" / "manifest.json").read_text())
-    for m in (m1, m2):
-        assert m["format"] == "promptguard-hardened" and m["format_version"] == 1
-        assert m["created"] and m["id"].startswith("hd-") and m["weights_sha256"]
-        assert {"evasion_rate", "fpr_calibration", "fpr_test"} <= set(m["metrics"])
-    assert m1["parent"] is None
-    assert m2["parent"]["id"] == m1["id"]
-    final = json.loads((out / "detector" / "manifest.json").read_text())
-    assert final["id"] == m2["id"]
+@pytest.mark.slow
+def test_round_retrains_the_real_detectors_and_reports_on_held_out_families(run):
+    _, out = run
     rep = json.loads((out / "report.json").read_text())
-    assert len(rep["rounds"]) == 2 and "round0" in rep
-    assert (out / "report.md").read_text().startswith("# promptguard harden report")
-    # the FPR budget held on the calibration prompts in every round (default mode: what the head adds)
-    for r in rep["rounds"]:
-        assert r["feasible"] and r["fpr_mode"] == "added"
-        assert r["fpr_added_calibration"] <= rep["target_fpr"] + 1e-9
-    assert (out / "generator" / "generator.pt").is_file()
+    assert rep["retrained"] == ["classifier", "demonstrations"]
+    r1 = rep["rounds"][0]
+    fit = r1["fit"]
+    assert fit["classifier"]["rows"] > 0 and fit["classifier"]["attack_rows"] > 0
+    assert fit["demonstrations"]["prompts"] > 0
+    # every round is judged on every held-out family and on the clean test split
+    for m in (rep["round0"], r1):
+        assert set(m["heldout"]["families"]) == set(rep["held_out_families"])
+        assert {"0.01", "0.05"} <= set(m["heldout_at_fpr"])
+        assert {"fewshot", "system", "multilingual"} <= set(m["test"])
+        assert {"fewshot", "library"} <= set(m["gate"])
+    assert r1["candidates"] and all("gate" in c for c in r1["candidates"])
+    if r1["accepted"]:
+        rd = out / "rounds" / "round-01"
+        man = json.loads((rd / "manifest.json").read_text())
+        assert man["format"] == "promptguard-detector-set" and man["parent"] == "base"
+        if not r1.get("partial") or r1["set"].endswith("-clf"):
+            info = json.loads((rd / "classifier" / "classifier.json").read_text())
+            assert info["training"]["finetune"] and info["harden"]["round"] == 1
+            assert set(info["calibration"]) >= {"context", "query"}
+    md = (out / "report.md").read_text()
+    assert md.startswith("# promptguard harden report") and "held-out recall" in md
+    clean_manifest = json.loads((out / "clean" / "manifest.json").read_text())
+    assert {"fewshot/train", "fewshot/gate", "fewshot/test"} <= set(clean_manifest["by_category_split"])
 
 
-def test_evasion_corpus_rows_are_valid_attacks(run):
+@pytest.mark.slow
+def test_library_clean_prompts_stay_unflagged(run, library):
+    lib_dir, n_flagged_by_base = library
     _, out = run
+    info = json.loads((out / "report.json").read_text())["library"]
+    assert info["files"] == len(list(lib_dir.iterdir()))
+    assert info["flagged_after"] == []
+    # the scanner with the output policy agrees: every file of the library is allowed
+    r = CliRunner().invoke(app, ["scan", str(lib_dir), "--policy", str(out / "policy.yaml"), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    files = json.loads(r.stdout)["files"]
+    assert len(files) == info["files"] and all(f["verdict"] == "allow" for f in files), files
+    # while the packaged policy flags some of them
+    r0 = CliRunner().invoke(app, ["scan", str(lib_dir), "--format", "json"])
+    assert sum(f["verdict"] != "allow" for f in json.loads(r0.stdout)["files"]) >= n_flagged_by_base >= 1
+
+
+@pytest.mark.slow
+def test_output_policy_loads_the_retrained_detectors_and_still_catches_attacks(run):
+    _, out = run
+    pol = load_policy(out / "policy.yaml")
+    clf = Path(str(pol.detectors["classifier"].options["model"]))
+    clf = clf if clf.is_absolute() else (out / clf)
+    assert clf.resolve().is_relative_to((out / "detector").resolve()) or clf.resolve().is_relative_to(out.resolve())
+    guard = Guard(pol, face="scanner")
+    assert {"rules", "demonstrations", "classifier"} <= {d.name for d in guard.detectors}
     rows = [json.loads(x) for x in (out / "attacks.jsonl").read_text().splitlines()]
-    assert rows
-    for row in rows[:40]:
-        assert "ground_truth" in row and ("prompt" in row or "messages" in row)
+    for row in rows[:20]:
         assert validate(Attack.from_record(row)).ok
+    # it still catches most attacks of the families no round trained on
+    attacks = [a for _, a in heldout_attacks(Holdout.default(), 1, seed=5)]
+    caught = sum(guard.check(a.segments()).action is not Action.ALLOW for a in attacks)
+    assert caught >= len(attacks) // 2, (caught, len(attacks))
 
 
-def test_policy_loads_in_a_guard_that_agrees_with_the_loop(run):
-    res, out = run
-    guard = Guard(load_policy(out / "policy.yaml"))
-    names = [d.name for d in guard.detectors]
-    assert "hardened" in names
-    final = res.states[-1]
-    agree = 0
-    rows = [json.loads(x) for x in (out / "attacks.jsonl").read_text().splitlines()][:30]
-    for row in rows:
-        segs = Attack.from_record(row).segments()
-        loop_says = res.agent.flagged(final, segs)
-        guard_says = guard.check(segs).action.value != "allow"
-        agree += loop_says == guard_says
-    assert agree == len(rows)
-
-
-def _flagged_completion_row(run) -> dict:
-    res, out = run
-    guard = Guard(load_policy(out / "policy.yaml"))
-    for x in (out / "attacks.jsonl").read_text().splitlines():
-        row = json.loads(x)
-        if row.get("prompt") and any(f.detector == "hardened" for f in guard.check(Attack.from_record(row).segments()).decision.reasons):
-            return row
-    pytest.fail("the final detector catches none of the completion-format evasions")
-
-
-def test_scanner_uses_the_hardened_policy(run, tmp_path):
-    _, out = run
-    row = _flagged_completion_row(run)
-    f = tmp_path / "poisoned.txt"
-    f.write_text(row["prompt"], encoding="utf-8")
-    r = CliRunner().invoke(app, ["scan", str(f), "--policy", str(out / "policy.yaml"), "--format", "json"])
-    assert r.exit_code in (0, 1), r.output
-    rep = json.loads(r.stdout)
-    dets = {fd["detector"] for fd in rep["files"][0]["findings"]}
-    assert "hardened" in dets
-    assert rep["files"][0]["verdict"] != "allow"
-    assert "hardened" in rep["files"][0]["checks"]
-
-
-def test_a_tampered_artifact_is_refused(run, tmp_path):
-    _, out = run
-    bad = tmp_path / "art"
-    shutil.copytree(out / "detector", bad)
-    load_artifact(bad)
-    data = bytearray((bad / "head.npz").read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (bad / "head.npz").write_bytes(bytes(data))
-    with pytest.raises(DetectorError, match="sha256"):
-        HardenedDetector.from_path(bad)
-    pol = tmp_path / "p.yaml"
-    pol.write_text(f"detectors:\n  hardened:\n    path: {bad}\n")
-    r = CliRunner().invoke(app, ["scan", str(pol), "--policy", str(pol)])
-    assert r.exit_code == 2 and "sha256" in r.output
-
-
-def test_proxy_builds_its_guard_from_the_hardened_policy(run):
-    """The proxy with the hardened policy blocks a poisoned chat request before the
-    upstream and forwards a clean one. The upstream is an in-process stand-in (an
-    httpx mock transport): this test is about the proxy loading the artifact."""
-    httpx = pytest.importorskip("httpx")
-    try:
-        from promptguard.proxy.app import create_app
-        from promptguard.proxy.settings import load_settings
-    except ImportError:
-        pytest.skip("promptguard.proxy is not available")
-    from fastapi.testclient import TestClient
-
-    res, out = run
-    guard = Guard(load_policy(out / "policy.yaml"))
-    blocked = None
-    for x in (out / "attacks.jsonl").read_text().splitlines():
-        row = json.loads(x)
-        if row.get("messages") and guard.check(Attack.from_record(row).segments()).action.value == "block":
-            blocked = row
-            break
-    if blocked is None:
-        pytest.fail("no chat-format evasion is blocked by the final detector")
-    calls = []
-
-    def upstream(request):
-        calls.append(request)
-        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                                         "choices": [{"index": 0, "finish_reason": "stop",
-                                                      "message": {"role": "assistant", "content": "Fine."}}]})
-
-    settings = load_settings(upstream="http://upstream.invalid/v1", policy=str(out / "policy.yaml"))
-    proxy = create_app(settings, transport=httpx.MockTransport(upstream))
-    names = {d.name for p in proxy.state.pg.profiles.values() for d in p.inspector.guard.detectors}
-    assert "hardened" in names
-    msgs = [{k: v for k, v in m.items() if k in ("role", "content", "name", "tool_call_id", "tool_calls")}
-            for m in blocked["messages"]]
-    with TestClient(proxy) as client:
-        r = client.post("/v1/chat/completions", json={"model": "m", "messages": msgs})
-        assert r.status_code == 400, r.text
-        assert not calls
-        ok = client.post("/v1/chat/completions", json={"model": "m", "messages": [
-            {"role": "user", "content": "What is the capital of Portugal?"}]})
-        assert ok.status_code == 200, ok.text
-        assert calls
-
-
+@pytest.mark.slow
 def test_redteam_cli_turns_a_library_into_valid_attacks(run, tmp_path):
     _, out = run
     lib = tmp_path / "lib"
@@ -201,15 +157,12 @@ def test_redteam_cli_turns_a_library_into_valid_attacks(run, tmp_path):
     r = CliRunner().invoke(app, ["redteam", str(lib), "-o", str(dest), "--generator", str(out), "-k", "2"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in dest.read_text().splitlines()]
-    fams = {row["family"] for row in rows}
-    assert fams == {"demo", "inject"}
+    assert {row["family"] for row in rows} == {"demo", "inject"}
     for row in rows:
         a = Attack.from_record(row)
         assert validate(a).ok
         if row["family"] == "demo":
-            # built on the user's own demonstrations, in their own format
-            assert "Q: Is a week longer than a day?" in row["prompt"] or "Is a week" in row["prompt"]
-            assert row["ground_truth"]["poisoned_demos"]
+            assert "Is a week" in row["prompt"] and row["ground_truth"]["poisoned_demos"]
         else:
             assert any("booking assistant" in (m.get("content") or "") for m in (row.get("messages") or [])) or \
                 "booking assistant" in (row.get("prompt") or "")
@@ -218,8 +171,19 @@ def test_redteam_cli_turns_a_library_into_valid_attacks(run, tmp_path):
 
 
 def test_harden_cli_reports_bad_input(tmp_path):
-    r = CliRunner().invoke(app, ["harden", "-o", str(tmp_path / "o"), "--policy", str(tmp_path / "nope.yaml")])
+    o = str(tmp_path / "o")
+    r = CliRunner().invoke(app, ["harden", "-o", o, "--policy", str(tmp_path / "nope.yaml")])
     assert r.exit_code == 2 and "no such policy" in r.output
-    r = CliRunner().invoke(app, ["harden", "-o", str(tmp_path / "o"), "--base-detectors", "nosuch", "--rounds", "0",
-                                 "--no-validation"])
-    assert r.exit_code == 2 and "nosuch" in r.output
+    r = CliRunner().invoke(app, ["harden", "-o", o, "--retrain", "nosuch", "--rounds", "0", "--no-validation"])
+    assert r.exit_code == 2 and "cannot retrain nosuch" in r.output
+    r = CliRunner().invoke(app, ["harden", "-o", o, "--holdout", "inject.carrier=fax", "--rounds", "0"])
+    assert r.exit_code == 2 and "fax" in r.output
+    r = CliRunner().invoke(app, ["harden", "-o", o, "--library", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "no such file" in r.output
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(app, ["harden", "-o", o, "--library", str(tmp_path / "empty"), "--rounds", "0"])
+    assert r.exit_code == 2 and "no prompt files" in r.output
+    policy = tmp_path / "rules-only.yaml"
+    policy.write_text(f"detectors:\n  rules:\n    rulesets: ['{default_policy_path().parent / 'rules' / 'default.yaml'}']\n")
+    r = CliRunner().invoke(app, ["harden", "-o", o, "--policy", str(policy), "--rounds", "0"])
+    assert r.exit_code == 2 and "nothing to harden" in r.output

@@ -54,8 +54,11 @@ class DemonstrationsDetector:
         min_keep: int = 1,
         max_demos: int = 1000,
     ) -> None:
-        if weights not in ("auto", "fitted", "principled"):
-            raise ValueError(f"weights must be auto, fitted or principled, not {weights!r}")
+        from .scoring import NAMED, load_weights
+
+        weights = str(weights)
+        if weights not in NAMED and not Path(weights).is_file():
+            raise ValueError(f"weights must be auto, fitted, principled or a weights file, not {weights!r}")
         if repair not in ("auto", "always", "never"):
             raise ValueError(f"repair must be auto, always or never, not {repair!r}")
         self.report_at = float(report_at)
@@ -65,18 +68,25 @@ class DemonstrationsDetector:
         self.min_keep = int(min_keep)
         self.max_demos = int(max_demos)
         self.cache = CACHE if cache_size == CACHE.maxsize else TemplateCache(int(cache_size))
-        if weights == "fitted":
-            from .scoring import load_weights
-
-            load_weights("fitted")  # fail at load time, not per request
+        if weights not in ("auto", "principled"):
+            load_weights(weights)  # fail at load time, not per request
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], base_dir: Path | None = None) -> DemonstrationsDetector:
+        from .scoring import NAMED
+
         known = {"report_at", "trigger_at", "weights", "cache_size", "repair", "min_keep", "max_demos"}
         unknown = set(options) - known
         if unknown:
             raise ValueError(f"demonstrations: unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        return cls(**dict(options))
+        opts = dict(options)
+        w = opts.get("weights")
+        if isinstance(w, str) and w not in NAMED:  # a weights file, relative to the policy file
+            p = Path(w).expanduser()
+            if not p.is_absolute() and base_dir is not None:
+                p = base_dir / p
+            opts["weights"] = str(p.resolve())
+        return cls(**opts)
 
     # -- analysis --------------------------------------------------------------------
     def analyze(self, segments: Sequence[Segment]) -> DemonstrationReport:

@@ -10,7 +10,8 @@ Two weight sets ship: ``principled`` (set by hand from what each signal means,
 before looking at any data) and ``fitted`` (logistic regression on synthetic
 prompts from ``benchmarks/demo_synth.py`` — never on the shared BadChain files;
 refit with ``benchmarks/fit_demonstrations.py``, which rewrites ``weights.json``).
-The policy option ``weights: auto|principled|fitted`` picks one; ``auto`` is the
+The policy option ``weights: auto|principled|fitted|<file>`` picks one (a file:
+weights refitted by ``promptguard harden``); ``auto`` is the
 recommended set, currently ``principled``: on our own poisoned prompts (other
 triggers, steps and domains than the fitting data) the fitted set finds more but
 flags more clean prompts (numbers in docs/demonstrations.md).
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["DEMO_FEATURES", "PRINCIPLED", "STEP_FEATURES", "TRIGGER_FEATURES", "Weights", "load_weights", "logistic"]
+__all__ = ["DEMO_FEATURES", "NAMED", "PRINCIPLED", "STEP_FEATURES", "TRIGGER_FEATURES", "Weights", "load_weights", "logistic"]
 
 STEP_FEATURES = (
     "transform", "unary", "reversal", "yesno_stated", "ungrounded", "novel", "echo", "echo_words",
@@ -75,19 +76,34 @@ def logistic(weights: Mapping[str, float], x: Mapping[str, float]) -> float:
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 
 
-@lru_cache(maxsize=4)
+NAMED = ("auto", "principled", "fitted")
+
+
 def load_weights(which: str = "auto") -> Weights:
-    """`principled`, `fitted` (weights.json; error if missing) or `auto` (= principled)."""
+    """`principled`, `fitted` (weights.json), `auto` (= principled), or the path of a
+    weights file in the same format (``promptguard harden`` writes one per round).
+    A file that is missing or malformed is an error (ValueError). Files are read once
+    per path and modification time (a rewritten file is read again)."""
     if which in ("principled", "auto"):
         return PRINCIPLED
+    path = WEIGHTS_FILE if which == "fitted" else Path(which)
     try:
-        data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _read_weights(which, stamp)
+
+
+@lru_cache(maxsize=16)
+def _read_weights(which: str, stamp: int | None) -> Weights:
+    path = WEIGHTS_FILE if which == "fitted" else Path(which)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
         w = data["weights"]
         for part, feats in (("step", STEP_FEATURES), ("trigger", TRIGGER_FEATURES), ("demo", DEMO_FEATURES)):
             if part not in w or not all(isinstance(w[part].get(k, 0.0), (int, float)) for k in feats):
-                raise ValueError(f"weights.json: bad {part!r} block")
+                raise ValueError(f"bad {part!r} block")
         return {p: {k: float(v) for k, v in w[p].items()} for p in ("step", "trigger", "demo")}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        if which == "fitted":
-            raise ValueError(f"fitted weights unavailable: {e}") from None
-        return PRINCIPLED
+        what = "fitted weights" if which == "fitted" else f"weights file {path}"
+        raise ValueError(f"{what} unavailable: {getattr(e, 'strerror', None) or e}") from None
