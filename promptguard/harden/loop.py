@@ -373,7 +373,7 @@ def harden(
     rounds: list[dict[str, Any]] = []
     gen = Generator(cfg.generator, seed=cfg.seed)
     rng = random.Random(cfg.seed + 7)
-    from .retrain import attack_rows, clean_demo_example, clean_rows, demo_example
+    from .retrain import attack_rows, clean_demo_example, clean_rows, demo_example, unique_rows
 
     from .cleanset import _h
 
@@ -432,9 +432,9 @@ def harden(
         if "classifier" in retrain and cls_rows:
             from ..classifier.finetune import finetune
 
-            rows = _dedup(cls_rows + clean_train_rows + list(replay.rows))
+            rows = unique_rows(cls_rows + clean_train_rows + list(replay.rows))
             ids = {x.id for x in rows}
-            calib = _dedup(list(replay.calibration) + [x for x in clean_calib_rows if x.id not in ids])
+            calib = unique_rows([x for x in list(replay.calibration) + clean_calib_rows if x.id not in ids])
             finetune(Path(cur.classifier), rows, rd / "candidate" / "classifier", train_cfg, calibration_rows=calib,
                      cache=cache, log=lambda m: None, meta={"harden": {"round": r, "parent": cur.id}})
             cand_clf = str(rd / "candidate" / "classifier")
@@ -542,17 +542,6 @@ def harden(
     (out / "report.json").write_text(json.dumps(report, indent=2, default=_jsonable), encoding="utf-8")
     (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
     return HardenResult(out, rounds, round0, sets, gen, space, ev, seconds, report)
-
-
-def _dedup(rows: list) -> list:
-    seen: set[str] = set()
-    out = []
-    for r in rows:
-        if r.id in seen:
-            continue
-        seen.add(r.id)
-        out.append(r)
-    return out
 
 
 def _summary(m: dict[str, Any]) -> str:

@@ -128,6 +128,7 @@ class Replay:
             sha = None
             say(f"replay: no corpus at {path}; generated {len(rows)} rows offline (build one with "
                 f"`promptguard train corpus` for a wider replay)")
+        rows = unique_rows(rows)  # generated twins repeat a clean document: one id, one side of the split
         before = len(rows)
         rows = [r for r in rows if not _touches(r, holdout)]
         dropped = before - len(rows)
@@ -148,6 +149,18 @@ class Replay:
         say(f"replay: {len(sample)} rows from {origin}; calibration: {info['calibration']} clean rows; "
             f"{dropped} rows of held-out families left out")
         return cls(sample, calib, origin, info)
+
+
+def unique_rows(rows: Sequence[Row]) -> list[Row]:
+    """The first row of each id (an id is a hash of the row's text and kind), so that
+    no text lands on both sides of a fit/calibration split."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r.id not in seen:
+            seen.add(r.id)
+            out.append(r)
+    return out
 
 
 def _touches(r: Row, holdout: Holdout) -> bool:
