@@ -17,7 +17,6 @@ training from the base model takes.
 from __future__ import annotations
 
 import json
-import random
 import re
 import shutil
 import time
@@ -30,13 +29,13 @@ import numpy as np
 from .corpus.rows import Row
 from .training import (
     FORMAT_VERSION,
-    Bag,
     FeatureCache,
     TrainConfig,
-    _row_bags,
     base_model_dir,
     calibrate_dir,
     export_onnx,
+    open_feature_cache,
+    rows_to_bags,
     train_top,
 )
 
@@ -131,7 +130,6 @@ def finetune(
     import torch
 
     from .runtime import Classifier
-    from .text import WindowTokenizer
 
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
@@ -150,19 +148,8 @@ def finetune(
         raise ValueError("a calibration row is also a training row")
     out_dir.mkdir(parents=True, exist_ok=True)
     tok_path = base_model_dir() / "tokenizer.json"
-    tmp = None
-    if cache is None:
-        import tempfile
-
-        tmp = Path(tempfile.mkdtemp(prefix="promptguard-finetune-"))
-        tok = WindowTokenizer(tok_path, window_tokens=cfg.window_tokens, overlap_tokens=cfg.overlap_tokens)
-        cache = FeatureCache(tok, cfg.frozen_layers, tmp, cfg.threads)
-    elif cache.frozen_layers != cfg.frozen_layers or cache.tok.window_tokens != cfg.window_tokens:
-        raise ValueError("the feature cache was made with other frozen_layers / window settings")
-    bags: list[Bag] = []
-    for r in rows:
-        rng = random.Random(f"{cfg.seed}:{r.id}")
-        bags.extend(_row_bags(r, cache.tok.windows(r.text, r.kind), rng, cfg, cache.table))
+    cache, tmp = open_feature_cache(cache, cfg, "promptguard-finetune-")
+    bags = rows_to_bags(rows, cache, cfg)
     cache.fill(say)
     t1 = time.perf_counter()
     init = top_state(init_dir, cfg.frozen_layers)

@@ -86,6 +86,31 @@ class Bag:
     kind: str
 
 
+def open_feature_cache(cache: "FeatureCache | None", cfg: TrainConfig, prefix: str) -> "tuple[FeatureCache, Path | None]":
+    """`cache` when its settings match `cfg`, else a new one in a temporary folder, which
+    is returned too so that the caller removes it when done."""
+    if cache is not None:
+        if cache.frozen_layers != cfg.frozen_layers or cache.tok.window_tokens != cfg.window_tokens:
+            raise ValueError("the feature cache was made with other frozen_layers / window settings")
+        return cache, None
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    tok = WindowTokenizer(base_model_dir() / "tokenizer.json", window_tokens=cfg.window_tokens,
+                          overlap_tokens=cfg.overlap_tokens)
+    return FeatureCache(tok, cfg.frozen_layers, tmp, cfg.threads), tmp
+
+
+def rows_to_bags(rows: Sequence[Row], cache: "FeatureCache", cfg: TrainConfig) -> list[Bag]:
+    """The training bags of `rows`, their windows registered in `cache` (filled later)."""
+    bags: list[Bag] = []
+    for r in rows:
+        # seeded per row, so the same row gives the same windows in every fold (cache hits)
+        rng = random.Random(f"{cfg.seed}:{r.id}")
+        bags.extend(_row_bags(r, cache.tok.windows(r.text, r.kind), rng, cfg, cache.table))
+    return bags
+
+
 def _row_bags(row: Row, wins: list[Window], rng: random.Random, cfg: TrainConfig, table: "WindowTable") -> list[Bag]:
     cell = f"{row.source}/{row.label}"
     if not wins:
@@ -602,22 +627,9 @@ def fit(
         raise ValueError("training needs both attack (1) and benign (0) rows")
     out_dir.mkdir(parents=True, exist_ok=True)
     tok_path = base_model_dir() / "tokenizer.json"
-    tmp = None
-    if cache is None:
-        import tempfile
-
-        tmp = Path(tempfile.mkdtemp(prefix="promptguard-train-"))
-        tok = WindowTokenizer(tok_path, window_tokens=cfg.window_tokens, overlap_tokens=cfg.overlap_tokens)
-        cache = FeatureCache(tok, cfg.frozen_layers, tmp, cfg.threads)
-    elif cache.frozen_layers != cfg.frozen_layers or cache.tok.window_tokens != cfg.window_tokens:
-        raise ValueError("the feature cache was made with other frozen_layers / window settings")
-    tok = cache.tok
+    cache, tmp = open_feature_cache(cache, cfg, "promptguard-train-")
     fit_rows, cal_rows = split_calibration(rows, cfg.calib_fraction, cfg.seed)
-    bags: list[Bag] = []
-    for r in fit_rows:
-        # seeded per row, so the same row gives the same windows in every fold (cache hits)
-        rng = random.Random(f"{cfg.seed}:{r.id}")
-        bags.extend(_row_bags(r, tok.windows(r.text, r.kind), rng, cfg, cache.table))
+    bags = rows_to_bags(fit_rows, cache, cfg)
     say(f"{len(fit_rows)} rows to fit ({len(bags)} bags, {len(cache.table.windows)} distinct windows), "
         f"{len(cal_rows)} to calibrate")
     cache.fill(say)
