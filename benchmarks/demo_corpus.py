@@ -19,7 +19,6 @@ contains the BadChain strings.
 from __future__ import annotations
 
 import datetime as _dt
-import glob
 import json
 import random
 import re
@@ -101,26 +100,13 @@ def handwritten() -> dict[str, list[Demo]]:
     return out
 
 
-_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z$\\(])")
-
-
 def math_demos(badchain: Path, *, limit: int = 400) -> list[Demo]:
+    from promptguard.classifier.corpus.negatives import math_worked_examples
+
     out = []
-    for f in sorted(glob.glob(str(badchain / "test_data/MATH/test/algebra/*.json")), key=lambda p: int(Path(p).stem)):
-        d = json.loads(Path(f).read_text(encoding="utf-8"))
-        if d.get("level") not in ("Level 1", "Level 2", "Level 3"):
-            continue
-        sol = d["solution"].strip()
-        boxed = _BOXED.findall(sol)
-        if not boxed or len(sol) > 600 or len(d["problem"]) > 300 or "\n\n" in sol:
-            continue
-        steps = [s.strip() for s in _SENT.split(sol.replace("\n", " ")) if s.strip()]
-        if not steps:
-            continue
-        ans = boxed[-1].strip()
+    for problem, steps, ans in math_worked_examples(badchain):
         kind = "num" if re.fullmatch(r"-?\d+(?:\.\d+)?", ans) else "text"
-        out.append(Demo(d["problem"].replace("\n", " "), steps, ans, kind))
+        out.append(Demo(problem, steps, ans, kind))
         if len(out) >= limit:
             break
     return out

@@ -119,16 +119,15 @@ BADCHAIN_LICENCES = {
 }
 
 
-def badchain_items(badchain: Path) -> dict[str, list[tuple[str, list[str], str]]]:
-    """(question, steps, answer) per task from ../shared/data/badchain/test_data, past the
-    items the false-alarm benchmark uses. ASDiv (CC BY-NC) is not used."""
+def math_worked_examples(badchain: Path):
+    """(problem, solution steps, boxed answer) of the short, easy MATH algebra items in
+    ../shared/data/badchain, in file order. The false-alarm benchmark reads the first
+    items and the corpus the ones past them: one reader keeps the two apart."""
     import glob
     import json
 
-    td = badchain / "test_data"
-    out: dict[str, list[tuple[str, list[str], str]]] = {}
-    math: list[tuple[str, list[str], str]] = []
-    for f in sorted(glob.glob(str(td / "MATH/test/algebra/*.json")), key=lambda p: int(Path(p).stem)):
+    files = glob.glob(str(badchain / "test_data/MATH/test/algebra/*.json"))
+    for f in sorted(files, key=lambda p: int(Path(p).stem)):
         d = json.loads(Path(f).read_text(encoding="utf-8"))
         if d.get("level") not in ("Level 1", "Level 2", "Level 3"):
             continue
@@ -138,8 +137,17 @@ def badchain_items(badchain: Path) -> dict[str, list[tuple[str, list[str], str]]
             continue
         steps = [x.strip() for x in _SENT.split(sol.replace("\n", " ")) if x.strip()]
         if steps:
-            math.append((d["problem"].replace("\n", " "), steps, boxed[-1].strip()))
-    out["math"] = math[_BADCHAIN_SKIP:]
+            yield d["problem"].replace("\n", " "), steps, boxed[-1].strip()
+
+
+def badchain_items(badchain: Path) -> dict[str, list[tuple[str, list[str], str]]]:
+    """(question, steps, answer) per task from ../shared/data/badchain/test_data, past the
+    items the false-alarm benchmark uses. ASDiv (CC BY-NC) is not used."""
+    import json
+
+    td = badchain / "test_data"
+    out: dict[str, list[tuple[str, list[str], str]]] = {}
+    out["math"] = list(math_worked_examples(badchain))[_BADCHAIN_SKIP:]
     p = td / "csqa/dev_rand_split.jsonl"
     if p.is_file():
         rows = []
