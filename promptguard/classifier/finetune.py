@@ -32,8 +32,8 @@ from .training import (
     FeatureCache,
     TrainConfig,
     base_model_dir,
-    calibrate_dir,
     export_onnx,
+    finish_model_dir,
     open_feature_cache,
     rows_to_bags,
     train_top,
@@ -172,12 +172,6 @@ def finetune(
                      "seconds": {"features": round(t1 - t0, 1), "train": round(t2 - t1, 1)}},
         **(meta or {}),
     }
-    (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    calibrate_dir(out_dir, calibration_rows, cfg)
-    info = json.loads((out_dir / "classifier.json").read_text(encoding="utf-8"))
-    info["training"]["seconds"]["total"] = round(time.perf_counter() - t0, 1)
-    (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish_model_dir(out_dir, info, calibration_rows, cfg, t0, tmp)
     say(f"fine-tuned {init_dir.name} -> {out_dir} in {time.perf_counter() - t0:.0f} s")
     return Classifier(out_dir, threads=cfg.threads)

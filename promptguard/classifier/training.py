@@ -101,6 +101,20 @@ def open_feature_cache(cache: "FeatureCache | None", cfg: TrainConfig, prefix: s
     return FeatureCache(tok, cfg.frozen_layers, tmp, cfg.threads), tmp
 
 
+def finish_model_dir(out_dir: Path, info: dict[str, Any], calibration_rows: Sequence[Row], cfg: TrainConfig,
+                     t0: float, tmp: Path | None) -> None:
+    """Write `classifier.json`, set the per-kind thresholds on `calibration_rows`, record
+    the total time, and remove the temporary feature cache (`tmp`, if any)."""
+    meta = out_dir / "classifier.json"
+    meta.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    calibrate_dir(out_dir, calibration_rows, cfg)
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    info["training"]["seconds"]["total"] = round(time.perf_counter() - t0, 1)
+    meta.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def rows_to_bags(rows: Sequence[Row], cache: "FeatureCache", cfg: TrainConfig) -> list[Bag]:
     """The training bags of `rows`, their windows registered in `cache` (filled later)."""
     bags: list[Bag] = []
@@ -654,13 +668,7 @@ def fit(
                      "seconds": {"features": round(t1 - t0, 1), "train": round(t2 - t1, 1)}},
         **(meta or {}),
     }
-    (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    calibrate_dir(out_dir, cal_rows, cfg)
-    info = json.loads((out_dir / "classifier.json").read_text(encoding="utf-8"))
-    info["training"]["seconds"]["total"] = round(time.perf_counter() - t0, 1)
-    (out_dir / "classifier.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    if tmp is not None:
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish_model_dir(out_dir, info, cal_rows, cfg, t0, tmp)
     say(f"wrote {out_dir} in {time.perf_counter() - t0:.0f} s")
     return Classifier(out_dir, threads=cfg.threads)
 
