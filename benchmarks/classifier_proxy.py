@@ -22,12 +22,12 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import httpx
-from proxy_overhead import OUT, _detector_means, free_port, run_level, start, stop, wait_ready
+from proxy_overhead import (OUT, _detector_means, added_row, baseline, run_level, start_proxy, start_upstream,
+                            stop)
 
 
 def policy_file(kind: str, tmp: Path) -> Path:
@@ -58,41 +58,19 @@ def main() -> None:
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="pg-cproxy-"))
-    py = sys.executable
-    root = Path(__file__).resolve().parent.parent
-    up_port = free_port()
-    upstream = start([py, "-m", "uvicorn", "--factory", "tests.proxy.fake_upstream:create_fake_upstream",
-                      "--host", "127.0.0.1", "--port", str(up_port), "--log-level", "warning", "--no-access-log"],
-                     tmp / "upstream.log", env=dict(os.environ, PYTHONPATH=str(root)))
-    up = f"http://127.0.0.1:{up_port}/v1"
+    upstream, up = start_upstream(tmp)
     results: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}, "runs": []}
     try:
-        wait_ready(up + "/models", upstream)
-        base = {}
-        for c in levels:
-            asyncio.run(run_level(up, c, min(50, args.requests), False, 10_000_000))
-            base[c] = asyncio.run(run_level(up, c, args.requests * (2 if c >= 64 else 1), False, 0))
+        base = baseline(up, levels, args.requests)
         for pol in [p for p in args.policies.split(",") if p]:
-            port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTGUARD_")}
-            env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-                       PYTHONPATH=str(root))
-            proxy = start([py, "-c", "from promptguard.cli import main; main()", "serve", "--upstream", up,
-                           "--port", str(port), "--policy", str(policy_file(pol, tmp)),
-                           "--store", str(tmp / f"audit-{pol}.sqlite"), "--log-level", "warning"],
-                          tmp / f"proxy-{pol}.log", env=env)
+            proxy, port = start_proxy(up, policy_file(pol, tmp), tmp, pol)
             try:
-                wait_ready(f"http://127.0.0.1:{port}/readyz", proxy)
                 pbase = f"http://127.0.0.1:{port}/v1"
                 asyncio.run(run_level(pbase, 4, 40, False, 20_000_000))
                 for c in levels:
                     n = args.requests * (2 if c >= 64 else 1)
                     row = asyncio.run(run_level(pbase, c, n, False, 1_000_000 * c))
-                    b = base[c]
-                    results["runs"].append({"policy": pol, **row, "upstream_p50_ms": b["p50_ms"],
-                                            "upstream_p99_ms": b["p99_ms"], "upstream_rps": b["rps"],
-                                            "added_p50_ms": row["p50_ms"] - b["p50_ms"],
-                                            "added_p99_ms": row["p99_ms"] - b["p99_ms"]})
+                    results["runs"].append(added_row(pol, row, base[c]))
                 m = httpx.get(f"http://127.0.0.1:{port}/metrics").text
                 results.setdefault("detector_seconds", {})[pol] = _detector_means(m)
             finally:

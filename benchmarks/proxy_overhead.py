@@ -154,6 +154,55 @@ async def run_level(base: str, concurrency: int, n: int, stream: bool, offset: i
             "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "rps": n / wall}
 
 
+def start_upstream(tmp: Path) -> tuple[subprocess.Popen, str]:
+    """The fake upstream (tests/proxy/fake_upstream.py) in a child process, ready; its /v1 URL."""
+    port = free_port()
+    proc = start([sys.executable, "-m", "uvicorn", "--factory", "tests.proxy.fake_upstream:create_fake_upstream",
+                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                 tmp / "upstream.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(url + "/models", proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+def baseline(up: str, levels: list[int], requests: int, api: str = "chat") -> dict[int, dict]:
+    """The upstream alone at each concurrency level (warmed first): what the proxy is compared with."""
+    rows = {}
+    for c in levels:
+        asyncio.run(run_level(up, c, min(50, requests), False, 10_000_000, api))  # warm
+        rows[c] = asyncio.run(run_level(up, c, requests * (2 if c >= 64 else 1), False, 0, api))
+    return rows
+
+
+def start_proxy(up: str, policy: Path, tmp: Path, name: str, **env: str) -> tuple[subprocess.Popen, int]:
+    """`promptguard serve` in front of `up` with `policy`, one worker, without the caller's
+    PROMPTGUARD_* settings (plus `env`), ready; its port."""
+    port = free_port()
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTGUARD_")}
+    child_env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
+                     PYTHONPATH=str(ROOT), **env)
+    proc = start([sys.executable, "-c", "from promptguard.cli import main; main()", "serve", "--upstream", up,
+                  "--port", str(port), "--policy", str(policy), "--store", str(tmp / f"audit-{name}.sqlite"),
+                  "--log-level", "warning"], tmp / f"proxy-{name}.log", env=child_env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port
+
+
+def added_row(policy: str, row: dict, base: dict) -> dict:
+    """A proxy row with the upstream-alone figures of the same level and the differences."""
+    return {"policy": policy, **row, "upstream_p50_ms": base["p50_ms"], "upstream_p99_ms": base["p99_ms"],
+            "upstream_rps": base["rps"], "added_p50_ms": row["p50_ms"] - base["p50_ms"],
+            "added_p99_ms": row["p99_ms"] - base["p99_ms"]}
+
+
 def policy_file(kind: str, tmp: Path) -> Path:
     if kind == "full":  # the packaged default policy: rules + embeddings + demonstrations
         from promptguard.policy import default_policy_path
@@ -177,45 +226,22 @@ def main() -> None:
     proxy_api = "chat" if args.api == "chat" else "responses"
     levels = [int(x) for x in args.levels.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="pg-bench-"))
-    py = sys.executable
-
-    up_port = free_port()
-    upstream = start([py, "-m", "uvicorn", "--factory", "tests.proxy.fake_upstream:create_fake_upstream",
-                      "--host", "127.0.0.1", "--port", str(up_port), "--log-level", "warning", "--no-access-log"],
-                     tmp / "upstream.log", env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    up = f"http://127.0.0.1:{up_port}/v1"
+    upstream, up = start_upstream(tmp)
     results: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}, "api": args.api,
                      "runs": []}
     try:
-        wait_ready(up + "/models", upstream)
         policies = ["rules", "full"] if args.policy == "both" else [args.policy]
-        # the baseline: the upstream alone
-        base_rows = {}
-        for c in levels:
-            asyncio.run(run_level(up, c, min(50, args.requests), False, 10_000_000, upstream_api))  # warm
-            base_rows[c] = asyncio.run(run_level(up, c, args.requests * (2 if c >= 64 else 1), False, 0,
-                                                 upstream_api))
+        base_rows = baseline(up, levels, args.requests, upstream_api)
         for pol in policies:
-            port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PROMPTGUARD_")}
-            env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1",
-                       PROMPTGUARD_RESPONSES_API="bridge" if args.api == "bridge" else "native")
-            proxy = start([py, "-c", "from promptguard.cli import main; main()", "serve", "--upstream", up,
-                           "--port", str(port), "--policy", str(policy_file(pol, tmp)),
-                           "--store", str(tmp / f"audit-{pol}.sqlite"), "--log-level", "warning"],
-                          tmp / f"proxy-{pol}.log", env=env)
+            proxy, port = start_proxy(up, policy_file(pol, tmp), tmp, pol,
+                                      PROMPTGUARD_RESPONSES_API="bridge" if args.api == "bridge" else "native")
             try:
-                wait_ready(f"http://127.0.0.1:{port}/readyz", proxy)
                 pbase = f"http://127.0.0.1:{port}/v1"
                 asyncio.run(run_level(pbase, 4, 40, False, 20_000_000, proxy_api))  # warm
                 for c in levels:
                     n = args.requests * (2 if c >= 64 else 1)
                     row = asyncio.run(run_level(pbase, c, n, False, 1_000_000 * c, proxy_api))
-                    b = base_rows[c]
-                    results["runs"].append({"policy": pol, **row, "upstream_p50_ms": b["p50_ms"],
-                                            "upstream_p99_ms": b["p99_ms"], "upstream_rps": b["rps"],
-                                            "added_p50_ms": row["p50_ms"] - b["p50_ms"],
-                                            "added_p99_ms": row["p99_ms"] - b["p99_ms"]})
+                    results["runs"].append(added_row(pol, row, base_rows[c]))
                 srow = asyncio.run(run_level(pbase, 64, args.requests * 2, True, 30_000_000, proxy_api))
                 results["runs"].append({"policy": pol, **srow})
                 m = httpx.get(f"http://127.0.0.1:{port}/metrics").text
